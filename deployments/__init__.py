@@ -1,0 +1,1 @@
+"""Deployments, schedules and the `eventdesk` command-line entry point."""

@@ -1,0 +1,1 @@
+"""Everything that speaks Kalshi's Trade API wire protocol."""

@@ -1,0 +1,1 @@
+"""The pure domain of eventdesk: no sockets, sessions, files, environment or clock."""

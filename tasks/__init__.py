@@ -1,0 +1,1 @@
+"""Prefect tasks and the I/O edges: settings, clients built from settings, database sessions."""
