@@ -31,8 +31,12 @@ def up() -> None:
     settings = load_settings()
     typer.echo(f"eventdesk: environment={settings.env} exchange={settings.base_url}")
     typer.echo(f"eventdesk: data directory {settings.resolved_data_dir}")
-    typer.echo("eventdesk up: the full stack (Prefect server + serve + paper exchange) is not yet built;")
-    typer.echo("             run `eventdesk exchange serve` to start the paper exchange on its own.")
+    typer.echo(
+        "eventdesk up: the full stack (Prefect server + serve + paper exchange) is not yet built;"
+    )
+    typer.echo(
+        "             run `eventdesk exchange serve` to start the paper exchange on its own."
+    )
 
 
 def main() -> None:

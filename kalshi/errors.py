@@ -56,7 +56,9 @@ class KalshiError(Exception):
 
     def _render(self) -> str:
         where = f"{self.method} {self.path}" if self.method and self.path else (self.path or "")
-        parts = [p for p in (where, f"HTTP {self.status}" if self.status else "", self.code or "") if p]
+        parts = [
+            p for p in (where, f"HTTP {self.status}" if self.status else "", self.code or "") if p
+        ]
         head = " ".join(parts)
         tail = f": {self.details}" if self.details else ""
         return f"{head}: {self.message}{tail}" if head else f"{self.message}{tail}"
@@ -111,7 +113,9 @@ class WireFormatError(ProtocolError, ValueError):
         shown = json.dumps(value, default=str)
         if len(shown) > 200:
             shown = shown[:200] + "..."
-        super().__init__(f"{field}: {message} (got {shown})" if field else f"{message} (got {shown})")
+        super().__init__(
+            f"{field}: {message} (got {shown})" if field else f"{message} (got {shown})"
+        )
 
 
 def classify_status(
@@ -129,14 +133,23 @@ def classify_status(
         message = body["error"]
     details = body.get("details") if isinstance(body.get("details"), str) else None
     text = message or f"HTTP {status}"
-    kw: dict[str, Any] = {"method": method, "path": path, "status": status, "code": code, "details": details}
+    kw: dict[str, Any] = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "code": code,
+        "details": details,
+    }
     if status == 429:
         return RateLimited(text, **kw)
     if status in (401, 403):
         return AuthError(text, **kw)
     if status == 404:
         return NotFound(text, **kw)
-    if status == 409 and (code or "").lower() in ("order_already_exists", "duplicate_client_order_id"):
+    if status == 409 and (code or "").lower() in (
+        "order_already_exists",
+        "duplicate_client_order_id",
+    ):
         return OrderAlreadyExists(text, **kw)
     if status >= 500:
         return ServerError(text, **kw)

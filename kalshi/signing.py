@@ -1,7 +1,8 @@
 """Kalshi request signing: RSA-PSS (SHA-256, MGF1-SHA-256, salt = digest length).
 
-The signed message is ``timestamp_ms + METHOD + path``, where the path includes ``/trade-api/v2`` and
-excludes the query string and body. Keys are never logged, rendered or put into exceptions.
+The signed message is ``timestamp_ms + METHOD + path``, where the path includes
+``/trade-api/v2`` and excludes the query string and body. Keys are never logged, rendered or put
+into exceptions.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def verify(public_key: rsa.RSAPublicKey, message: bytes, signature_b64: str) -> 
     return True
 
 
-def load_private_key(source: str | bytes | Path, password: bytes | None = None) -> rsa.RSAPrivateKey:
+def load_private_key(
+    source: str | bytes | Path, password: bytes | None = None
+) -> rsa.RSAPrivateKey:
     """Load an RSA private key from a PEM file path, or from the PEM text itself (a secret)."""
     if isinstance(source, Path) or (isinstance(source, str) and "-----BEGIN" not in source):
         path = Path(source)

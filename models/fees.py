@@ -3,9 +3,9 @@
 Taker fee per execution: ceil(M * 0.07 * C * P * (1 - P)) dollars to the cent, with P the price in
 dollars, C contracts and M the series' ``fee_multiplier``. Maker fees apply only to series whose
 ``fee_type`` charges them (``quadratic_with_maker_fees``), at 0.0175 instead of 0.07. The 2026
-precision rules round each trade's fee up to $0.0001 and keep a per-order accumulator so that many
-small fills cost what one fill would: ``FeeAccumulator`` implements that once, for the paper exchange,
-the backtester and pricing alike.
+precision rules round each trade's fee up to $0.0001 and keep a per-order accumulator so that
+many small fills cost what one fill would: ``FeeAccumulator`` implements that once, for the paper
+exchange, the backtester and pricing alike.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ __all__ = [
 TAKER_RATE = Fraction(7, 100)
 MAKER_RATE = Fraction(175, 10_000)
 FEE_TYPES = ("quadratic", "quadratic_with_maker_fees", "quadratic_with_combo_maker_fees", "flat")
-FeeType = Literal["quadratic", "quadratic_with_maker_fees", "quadratic_with_combo_maker_fees", "flat"]
+FeeType = Literal[
+    "quadratic", "quadratic_with_maker_fees", "quadratic_with_combo_maker_fees", "flat"
+]
 
 
 def _check(contracts: int, price_cents: int) -> None:
@@ -44,7 +46,9 @@ def _check(contracts: int, price_cents: int) -> None:
         raise MoneyError("price outside 0..100 cents", field="price_cents", value=price_cents)
 
 
-def _exact_fee_cents(rate: Fraction, multiplier: Fraction, contracts: int, price_cents: int) -> Fraction:
+def _exact_fee_cents(
+    rate: Fraction, multiplier: Fraction, contracts: int, price_cents: int
+) -> Fraction:
     # rate * C * (p/100) * (1 - p/100) dollars = rate * C * p * (100 - p) / 100 cents
     return rate * multiplier * contracts * price_cents * (100 - price_cents) / 100
 
@@ -67,7 +71,9 @@ def taker_fee_cents(
 ) -> Cents:
     """Return ceil(M * 0.07 * C * P * (1 - P)) in cents for one execution of C contracts at P."""
     _check(contracts, price_cents)
-    return Cents(_ceil(_exact_fee_cents(TAKER_RATE, _multiplier(multiplier), contracts, price_cents)))
+    return Cents(
+        _ceil(_exact_fee_cents(TAKER_RATE, _multiplier(multiplier), contracts, price_cents))
+    )
 
 
 def maker_fee_cents(
@@ -75,7 +81,9 @@ def maker_fee_cents(
 ) -> Cents:
     """Return ceil(M * 0.0175 * C * P * (1 - P)) in cents (only for series that charge makers)."""
     _check(contracts, price_cents)
-    return Cents(_ceil(_exact_fee_cents(MAKER_RATE, _multiplier(multiplier), contracts, price_cents)))
+    return Cents(
+        _ceil(_exact_fee_cents(MAKER_RATE, _multiplier(multiplier), contracts, price_cents))
+    )
 
 
 @dataclass(frozen=True)
@@ -100,8 +108,11 @@ class FeeSchedule:
         _check(contracts, price_cents)
         if self.fee_type == "flat":
             # Kalshi does not document the flat schedule; refuse rather than guess.
-            raise MoneyError("flat fee_type is not documented; refusing to guess", field="fee_type",
-                             value=self.fee_type)
+            raise MoneyError(
+                "flat fee_type is not documented; refusing to guess",
+                field="fee_type",
+                value=self.fee_type,
+            )
         if not is_taker and not self.charges_makers:
             return Fraction(0)
         rate = TAKER_RATE if is_taker else MAKER_RATE
@@ -113,7 +124,9 @@ def fee_cents(contracts: int, price_cents: int, schedule: FeeSchedule, *, is_tak
     return Cents(_ceil(schedule.exact_fee_cents(contracts, price_cents, is_taker=is_taker)))
 
 
-def fee_per_contract_ceiling_cents(contracts: int, price_cents: int, schedule: FeeSchedule) -> Cents:
+def fee_per_contract_ceiling_cents(
+    contracts: int, price_cents: int, schedule: FeeSchedule
+) -> Cents:
     """Return the taker fee per contract, rounded up: what EV calculations subtract per contract."""
     if contracts <= 0:
         raise MoneyError("contracts must be positive", field="contracts", value=contracts)
@@ -125,9 +138,9 @@ def fee_per_contract_ceiling_cents(contracts: int, price_cents: int, schedule: F
 class FeeAccumulator:
     """The per-order fee accumulator of Kalshi's 2026 precision rules.
 
-    Each fill's fee is rounded up to $0.0001 (a hundredth of a cent); the order is charged whole cents
-    so that the total charged always equals the cumulative exact fee rounded up to the cent. Many
-    small fills therefore cost what one fill of the same size would.
+    Each fill's fee is rounded up to $0.0001 (a hundredth of a cent); the order is charged whole
+    cents so that the total charged always equals the cumulative exact fee rounded up to the cent.
+    Many small fills therefore cost what one fill of the same size would (within a cent).
     """
 
     schedule: FeeSchedule = field(default_factory=FeeSchedule)

@@ -1,7 +1,7 @@
 """Exact money and contract counts.
 
-Invariant: no float ever carries money. Prices and balances are integer cents (``Cents``); the wire's
-dollar strings ("0.5600", "10.00") and fixed-point counts are converted exactly or refused.
+Invariant: no float ever carries money. Prices and balances are integer cents (``Cents``); the
+wire's dollar strings ("0.5600", "10.00") and fixed-point counts are converted exactly or refused.
 """
 
 from __future__ import annotations
@@ -95,10 +95,12 @@ def price_dollars(price_cents: int) -> str:
 
 
 def contracts_from_fp(text: object, *, field: str = "count", allow_negative: bool = False) -> int:
-    """Convert a fixed-point count ("10.00") to whole contracts, refusing fractions and negatives."""
+    """Convert a fixed-point count ("10.00") to whole contracts; refuse fractions, negatives."""
     value = decimal_from_wire(text, field=field)
     if value != value.to_integral_value():
-        raise FractionalCountError("fractional contracts are not supported", field=field, value=text)
+        raise FractionalCountError(
+            "fractional contracts are not supported", field=field, value=text
+        )
     if value < 0 and not allow_negative:
         raise MoneyError("negative count", field=field, value=text)
     return int(value)

@@ -36,13 +36,18 @@ class Settings(BaseSettings):
     """Everything eventdesk reads from its environment."""
 
     model_config = SettingsConfigDict(
-        env_prefix="EVENTDESK_", env_file=".env", env_file_encoding="utf-8", frozen=True, extra="ignore"
+        env_prefix="EVENTDESK_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        frozen=True,
+        extra="ignore",
     )
 
     # --- environment and exchange -------------------------------------------------------------
     env: Literal["paper", "demo", "prod"] = "paper"
     prod_confirm: bool = Field(
-        default=False, description="Must be true to trade against Kalshi production (EVENTDESK_ENV=prod)."
+        default=False,
+        description="Must be true to trade against Kalshi production (EVENTDESK_ENV=prod).",
     )
     kalshi_base_url: str | None = Field(
         default=None, description="Overrides the environment's base URL; includes /trade-api/v2."
@@ -50,7 +55,9 @@ class Settings(BaseSettings):
     kalshi_ws_url: str | None = None
     kalshi_key_id: str | None = None
     kalshi_private_key_path: Path | None = None
-    kalshi_private_key: SecretStr | None = Field(default=None, description="PEM text, if not a file.")
+    kalshi_private_key: SecretStr | None = Field(
+        default=None, description="PEM text, if not a file."
+    )
     kalshi_tier: Literal["basic", "advanced", "premier", "prime"] = "basic"
     kalshi_timeout_s: float = 10.0
     kalshi_max_retries: int = 4
@@ -68,7 +75,9 @@ class Settings(BaseSettings):
 
     # --- NWS ------------------------------------------------------------------------------------
     nws_base_url: str = "https://api.weather.gov"
-    nws_user_agent: str = "eventdesk/0.1 (https://github.com/eventdesk/eventdesk; ops@example.invalid)"
+    nws_user_agent: str = (
+        "eventdesk/0.1 (https://github.com/eventdesk/eventdesk; ops@example.invalid)"
+    )
     nws_max_age_hours: float = 12.0
 
     # --- risk limits (issue "Order path"); money in cents, fractions as Decimal ------------------
@@ -124,7 +133,9 @@ class Settings(BaseSettings):
             return self.kalshi_ws_url
         if self.env == "paper" or self.kalshi_base_url:
             root = self.base_url.rsplit("/trade-api/v2", 1)[0]
-            return root.replace("http://", "ws://").replace("https://", "wss://") + "/trade-api/ws/v2"
+            return (
+                root.replace("http://", "ws://").replace("https://", "wss://") + "/trade-api/ws/v2"
+            )
         return KALSHI_WS_URLS[self.env]
 
     @property

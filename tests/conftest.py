@@ -36,5 +36,20 @@ def shared_data() -> Path:
     """The real data directory; skips the test with the reason if it is absent."""
     path = _shared_data_dir()
     if path is None:
-        pytest.skip("real data directory not found: set EVENTDESK_SHARED_DATA or check out ../shared")
+        pytest.skip(
+            "real data directory not found: set EVENTDESK_SHARED_DATA or check out ../shared"
+        )
     return path
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One Prefect test server for the whole session, flow heartbeats off (no 1 s tail per run)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with (
+        prefect_test_harness(server_startup_timeout=90),
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
+        yield

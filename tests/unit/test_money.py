@@ -50,7 +50,7 @@ def test_counts_refuse_fractions_and_negatives():
     assert contracts_from_fp("-3.00", field="position_fp", allow_negative=True) == -3
 
 
-@given(st.integers(-10**9, 10**9))
+@given(st.integers(-(10**9), 10**9))
 def test_dollars_round_trip(cents):
     assert cents_from_dollars(dollars_from_cents(cents)) == cents
     assert cents_from_dollars(dollars_from_cents(cents, places=4)) == cents
@@ -61,7 +61,7 @@ def test_price_round_trip(price):
     assert price_cents_from_dollars(price_dollars(price)) == price
 
 
-@given(st.integers(-10**6, 10**6))
+@given(st.integers(-(10**6), 10**6))
 def test_fp_round_trip(n):
     assert contracts_from_fp(fp_from_contracts(n), allow_negative=True) == n
 
