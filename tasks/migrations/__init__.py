@@ -1,0 +1,1 @@
+"""Alembic revisions of the ledger schema (applied by ``tasks.db.upgrade_ledger``)."""

@@ -1,0 +1,1 @@
+"""One file per ledger schema revision, oldest first."""
