@@ -1,0 +1,171 @@
+"""Running the paper exchange with uvicorn: in a background thread (tests) or as a process.
+
+Invariant: ``serve_in_thread`` yields only once the socket is bound and the app's lifespan has
+started, and it stops the server (committing every queued command) when the block exits.
+``python -m kalshi.paper.server --db FILE --port 0`` prints one line ``listening <url>`` to stdout
+once it accepts connections, so a parent process can find an ephemeral port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import inspect
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from kalshi.paper.app import create_app
+from kalshi.paper.exchange import PaperExchange
+
+__all__ = [
+    "LIQUIDITY_MODES",
+    "LiquidityUnavailable",
+    "bound_url",
+    "main",
+    "run_server",
+    "serve_in_thread",
+    "start_liquidity_for",
+]
+
+log = logging.getLogger(__name__)
+
+LIQUIDITY_MODES = ("synthetic", "replay", "mirror", "none")
+
+
+class LiquidityUnavailable(RuntimeError):
+    """A liquidity mode was asked for but ``kalshi.paper.liquidity`` cannot provide it."""
+
+
+def bound_url(server: uvicorn.Server, host: str) -> str:
+    """Return ``http://host:port`` of a started uvicorn server (resolves port 0)."""
+    sockets = [s for srv in server.servers for s in srv.sockets]
+    port = sockets[0].getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+@contextmanager
+def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0,
+                    timeout_s: float = 15.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a daemon thread; yield its root URL ``http://host:port``."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"uvicorn failed to start on {host}:{port}")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise TimeoutError(f"uvicorn did not start on {host}:{port} within {timeout_s}s")
+        time.sleep(0.01)
+    try:
+        yield bound_url(server, host)
+    finally:
+        server.should_exit = True
+        thread.join(timeout_s)
+
+
+def start_liquidity_for(exchange: PaperExchange, mode: str, **opts: Any) -> Any:
+    """Start liquidity agents via ``kalshi.paper.liquidity.start_liquidity``; refuse clearly."""
+    if mode not in LIQUIDITY_MODES:
+        raise LiquidityUnavailable(f"--liquidity must be one of {LIQUIDITY_MODES} (got {mode!r})")
+    if mode == "none":
+        return None
+    if importlib.util.find_spec("kalshi.paper.liquidity") is None:
+        raise LiquidityUnavailable(
+            f"--liquidity {mode}: kalshi/paper/liquidity.py is not installed yet; use none"
+        )
+    module = importlib.import_module("kalshi.paper.liquidity")
+    start = getattr(module, "start_liquidity", None)
+    if start is None:
+        raise LiquidityUnavailable(
+            f"--liquidity {mode}: kalshi.paper.liquidity has no start_liquidity(); use none"
+        )
+    return start(exchange, mode, **opts)
+
+
+async def _serve(server: uvicorn.Server, host: str, on_ready: Callable[[str], Any]) -> None:
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task
+            return
+        await asyncio.sleep(0.01)
+    started = on_ready(bound_url(server, host))
+    extra = asyncio.ensure_future(started) if inspect.isawaitable(started) else None
+    try:
+        await task
+    finally:
+        if extra is not None:
+            extra.cancel()
+
+
+def run_server(
+    db: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    liquidity: str = "none",
+    synchronous: str = "FULL",
+    announce: Callable[[str], None] | None = None,
+) -> None:
+    """Open (or recover) the exchange in ``db`` and serve it until interrupted."""
+    if liquidity not in LIQUIDITY_MODES:
+        raise LiquidityUnavailable(f"--liquidity must be one of {LIQUIDITY_MODES} "
+                                   f"(got {liquidity!r})")
+    if liquidity != "none" and importlib.util.find_spec("kalshi.paper.liquidity") is None:
+        raise LiquidityUnavailable(
+            f"--liquidity {liquidity}: kalshi/paper/liquidity.py is not installed yet; use none"
+        )
+    exchange = PaperExchange(db, synchronous=synchronous)
+    # uvicorn re-raises SIGTERM/SIGINT after its shutdown, so close the store in the lifespan
+    app = create_app(exchange, close_on_shutdown=True)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            lifespan="on")
+    server = uvicorn.Server(config)
+
+    def on_ready(url: str) -> Any:
+        if announce is not None:
+            announce(url)
+        return start_liquidity_for(exchange, liquidity)
+
+    try:  # uvicorn's loop factory picks uvloop when it is installed
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(_serve(server, host, on_ready))
+    finally:
+        exchange.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m kalshi.paper.server``: serve an exchange database on a host and port."""
+    parser = argparse.ArgumentParser(prog="python -m kalshi.paper.server")
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--liquidity", default="none", choices=LIQUIDITY_MODES)
+    args = parser.parse_args(argv)
+
+    def announce(url: str) -> None:
+        sys.stdout.write(f"listening {url}\n")
+        sys.stdout.flush()
+
+    run_server(args.db, host=args.host, port=args.port, liquidity=args.liquidity,
+               announce=announce)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
