@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from deployments import cli_exchange, cli_market, cli_tax, cli_weather
+from deployments import cli_backtest, cli_exchange, cli_market, cli_tax, cli_weather
 
 app = typer.Typer(
     name="eventdesk",
@@ -22,6 +22,7 @@ cli_market.register(app)
 cli_exchange.register(app)
 cli_weather.register(app)
 cli_tax.register(app)
+cli_backtest.register(app)
 
 
 @app.command()
