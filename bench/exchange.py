@@ -1,14 +1,20 @@
 """Benchmark of the paper exchange: engine events/s in-process, and order round-trips over HTTP.
 
-Usage: ``python bench/exchange.py [--orders-per-client N] [--clients 8] [--synchronous FULL]``
+Usage: ``python bench/exchange.py [--orders-per-client N] [--clients 8] [--synchronous FULL]
+[--client raw|httpx]``
 
 1. In-process: random limit orders (half of them crossing) through ``models.matching.Engine``.
 2. Over HTTP: the exchange runs in a subprocess (``kalshi.paper.server.run_server``, uvicorn, its
-   own SQLite file with ``synchronous=FULL`` group commit); 8 concurrent clients (asyncio + httpx in
-   this process) each with its own signed key place orders at crossing prices, and every round trip
-   (request signed, verified, matched, committed, answered) is timed.
+   own SQLite file with ``synchronous=FULL`` group commit); 8 concurrent clients (asyncio in this
+   process) each with its own signed key place orders at crossing prices over one keep-alive
+   connection, and every round trip (request signed, verified, matched, committed, answered) is
+   timed. ``--client raw`` (default) writes the HTTP/1.1 requests by hand, because httpx spends
+   about as much CPU per request as the exchange and on a small machine the clients would compete
+   with the server; ``--client httpx`` measures with httpx instead.
    Clients reuse one RSA-PSS signature per second (the timestamp stays well inside the exchange's
    5 s skew window), so the figure measures the exchange rather than client-side RSA signing.
+   The server's CPU time per order (Linux /proc) is printed too: unlike wall-clock figures it
+   hardly moves when other processes load the machine.
    Also in-process through the ASGI app alone (no sockets) to isolate the exchange's own cost.
 3. Restart: how long the exchange takes to replay the resulting command log.
 
@@ -87,17 +93,17 @@ class CachedSignatureAuth(httpx.Auth):
         self.cache: dict[tuple[str, str], tuple[int, str]] = {}
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        now = time.time_ns() // 1_000_000
-        cache_key = (request.method, request.url.path)
-        ts, signature = self.cache.get(cache_key, (0, ""))
-        if now - ts > 1_000:
-            ts, signature = now, sign(self.key, signing_message(now, request.method,  # type: ignore[arg-type]
-                                                                request.url.path))
-            self.cache[cache_key] = (ts, signature)
-        request.headers[HEADER_KEY] = self.key_id
-        request.headers[HEADER_TIMESTAMP] = str(ts)
-        request.headers[HEADER_SIGNATURE] = signature
+        request.headers.update(self.headers(request.method, request.url.path))
         yield request
+
+    def headers(self, method: str, path: str) -> dict[str, str]:
+        """Return the three Kalshi auth headers for ``method path``."""
+        now = time.time_ns() // 1_000_000
+        ts, signature = self.cache.get((method, path), (0, ""))
+        if now - ts > 1_000:
+            ts, signature = now, sign(self.key, signing_message(now, method, path))  # type: ignore[arg-type]
+            self.cache[(method, path)] = (ts, signature)
+        return {HEADER_KEY: self.key_id, HEADER_TIMESTAMP: str(ts), HEADER_SIGNATURE: signature}
 
 
 def _start_server(db: Path, synchronous: str) -> tuple[subprocess.Popen[str], str]:
@@ -130,7 +136,55 @@ async def _client(base: str, auth: httpx.Auth, worker: int, n: int,
                 errors.append(response.status_code)
 
 
-def bench_http(clients: int, per_client: int, synchronous: str) -> dict[str, float]:
+async def _raw_client(base: str, auth: CachedSignatureAuth, worker: int, n: int,
+                      latencies: list[float], errors: list[int]) -> None:
+    """Like ``_client`` but over one keep-alive socket with hand-built HTTP/1.1 requests.
+
+    httpx costs about as much CPU per request as the exchange itself; on a 2-core machine the
+    clients then compete with the server, so this lean client isolates the exchange's figure.
+    """
+    url = httpx.URL(base)
+    path = f"{url.path.rstrip('/')}/portfolio/events/orders"
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    side = "bid" if worker % 2 == 0 else "ask"
+    try:
+        for i in range(n):
+            body = json.dumps({"ticker": TICKER, "side": side, "count": "1", "price": "0.5000",
+                               "time_in_force": "good_till_canceled",
+                               "self_trade_prevention_type": "maker",
+                               "client_order_id": f"w{worker}-{i}"}).encode()
+            signed = auth.headers("POST", path)
+            head = (f"POST {path} HTTP/1.1\r\nhost: {url.host}\r\n"
+                    f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+                    + "".join(f"{k}: {v}\r\n" for k, v in signed.items()) + "\r\n")
+            started = time.perf_counter()
+            writer.write(head.encode() + body)
+            status_line = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            status = int(status_line.split()[1])
+            if status != 201:
+                errors.append(status)
+    finally:
+        writer.close()
+
+
+def _cpu_s(pid: int) -> float | None:
+    # user+system CPU seconds of a process (Linux /proc); None elsewhere
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_http(clients: int, per_client: int, synchronous: str,
+               client: str = "raw") -> dict[str, float]:
     """Return order round trips per second and latency percentiles over loopback HTTP."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.sqlite"
@@ -151,15 +205,20 @@ def bench_http(clients: int, per_client: int, synchronous: str) -> dict[str, flo
 
             async def warm_and_run() -> tuple[list[float], list[int], float]:
                 warm: list[float] = []
-                await asyncio.gather(*(_client(base, a, i, 20, warm, [])
+                run = _raw_client if client == "raw" else _client
+                await asyncio.gather(*(run(base, a, i, 20, warm, [])
                                        for i, a in enumerate(auths)))
                 latencies: list[float] = []
                 errors: list[int] = []
+                cpu[0] = _cpu_s(proc.pid)
                 started = time.perf_counter()
-                await asyncio.gather(*(_client(base, a, i + clients, per_client, latencies,
-                                               errors) for i, a in enumerate(auths)))
-                return latencies, errors, time.perf_counter() - started
+                await asyncio.gather(*(run(base, a, i + clients, per_client, latencies,
+                                           errors) for i, a in enumerate(auths)))
+                elapsed = time.perf_counter() - started
+                cpu[1] = _cpu_s(proc.pid)
+                return latencies, errors, elapsed
 
+            cpu: list[float | None] = [None, None]
             latencies, errors, elapsed = asyncio.run(warm_and_run())
         finally:
             proc.terminate()
@@ -174,13 +233,18 @@ def bench_http(clients: int, per_client: int, synchronous: str) -> dict[str, flo
     commands, replay_s = replay.stdout.split()
     latencies.sort()
     total = len(latencies)
+    before_cpu, after_cpu = cpu
+    server_cpu_us = ((after_cpu - before_cpu) / total * 1e6
+                     if before_cpu is not None and after_cpu is not None else -1.0)
     return {
         "orders_per_s": total / elapsed,
+        "server_cpu_us_per_order": server_cpu_us,
         "p50_ms": latencies[total // 2] * 1000,
         "p99_ms": latencies[min(total - 1, int(total * 0.99))] * 1000,
         "http_orders": total,
         "http_errors": len(errors),
         "http_clients": clients,
+        "http_client": client,
         "synchronous": synchronous,
         "replayed_commands": int(commands),
         "replay_commands_per_s": int(commands) / max(float(replay_s), 1e-9),
@@ -244,17 +308,20 @@ def bench_asgi(clients: int, per_client: int, synchronous: str) -> dict[str, flo
             return [await one(w, i) for i in range(per_client)]
 
         started = time.perf_counter()
+        cpu_started = time.process_time()  # every thread of this process: loop and writer
         results = await asyncio.gather(*(worker(w) for w in range(clients)))
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         await exchange.stop()
         exchange.close()
         ok = sum(1 for statuses in results for s in statuses if s == 201)
-        return ok, elapsed
+        return ok, elapsed, cpu
 
     with tempfile.TemporaryDirectory() as tmp:
-        ok, elapsed = asyncio.run(run(Path(tmp) / "asgi.sqlite"))
+        ok, elapsed, cpu = asyncio.run(run(Path(tmp) / "asgi.sqlite"))
     return {"asgi_orders_per_s": ok / elapsed, "asgi_orders": ok,
-            "asgi_us_per_order": elapsed / max(ok, 1) * 1e6}
+            "asgi_us_per_order": elapsed / max(ok, 1) * 1e6,
+            "asgi_cpu_us_per_order": cpu / max(ok, 1) * 1e6}
 
 
 def calibrate() -> dict[str, float]:
@@ -285,6 +352,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--orders-per-client", type=int, default=500)
     parser.add_argument("--synchronous", default="FULL", choices=("FULL", "NORMAL"))
+    parser.add_argument("--client", default="raw", choices=("raw", "httpx"),
+                        help="HTTP client: hand-built keep-alive requests (raw) or httpx")
     args = parser.parse_args()
     calibration = calibrate()
     print(f"machine: json.dumps {calibration['calibration_json_dumps_us']:.1f} us, RSA verify "
@@ -295,11 +364,13 @@ def main() -> None:
           f"({engine['engine_orders']} orders, {engine['engine_fills']} fills)")
     asgi = bench_asgi(args.clients, args.orders_per_client, args.synchronous)
     print(f"asgi in-process: {asgi['asgi_orders_per_s']:,.0f} orders/s "
-          f"({asgi['asgi_us_per_order']:.0f} us per order incl. RSA verify and commit)")
-    http = bench_http(args.clients, args.orders_per_client, args.synchronous)
-    print(f"http: {http['orders_per_s']:,.0f} orders/s with {args.clients} clients, "
+          f"({asgi['asgi_us_per_order']:.0f} us wall, {asgi['asgi_cpu_us_per_order']:.0f} us CPU "
+          f"per order incl. RSA verify and commit)")
+    http = bench_http(args.clients, args.orders_per_client, args.synchronous, args.client)
+    print(f"http: {http['orders_per_s']:,.0f} orders/s with {args.clients} {args.client} clients, "
           f"p50 {http['p50_ms']:.2f} ms, p99 {http['p99_ms']:.2f} ms, "
-          f"errors {http['http_errors']} (synchronous={args.synchronous})")
+          f"errors {http['http_errors']} (synchronous={args.synchronous}); server CPU "
+          f"{http['server_cpu_us_per_order']:.0f} us per order")
     print(f"restart: replayed {http['replayed_commands']} commands at "
           f"{http['replay_commands_per_s']:,.0f}/s ({http['restart_wall_s']:.2f} s wall)")
     result = {k: round(v, 3) if isinstance(v, float) else v

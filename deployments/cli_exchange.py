@@ -61,12 +61,56 @@ def _echo(body: Any) -> None:
     typer.echo(json.dumps(body, indent=2, sort_keys=True))
 
 
+def _liquidity_opts(mode: str, *, data_dir: Path | None, event_ticker: str | None,
+                    speed: int | None, seed: int | None, mirror_url: str | None,
+                    tickers: str | None) -> dict[str, Any]:
+    # each mode takes only its own options; one given for another mode is refused, not ignored
+    given = {"--data-dir": data_dir, "--event-ticker": event_ticker, "--speed": speed,
+             "--seed": seed, "--mirror-url": mirror_url, "--tickers": tickers}
+    allowed = {"synthetic": {"--seed"},
+               "replay": {"--data-dir", "--event-ticker", "--speed", "--seed"},
+               "mirror": {"--mirror-url", "--tickers"}, "none": set()}[mode]
+    extra = sorted(name for name, value in given.items() if value is not None
+                   and name not in allowed)
+    if extra:
+        raise typer.BadParameter(f"{', '.join(extra)} do(es) not apply to --liquidity {mode}")
+    opts: dict[str, Any] = {}
+    if mode == "synthetic" and seed is not None:
+        opts["seed"] = seed
+    if mode == "replay":
+        if data_dir is None or event_ticker is None:
+            raise typer.BadParameter("--liquidity replay needs --data-dir (the recorded "
+                                     "weather-events-2024-25 folder) and --event-ticker")
+        opts |= {"data_dir": data_dir, "event_ticker": event_ticker}
+        if speed is not None:
+            opts["speed"] = speed
+        if seed is not None:
+            opts["seed"] = seed
+    if mode == "mirror":
+        names = [t for t in (tickers or "").split(",") if t.strip()]
+        if not mirror_url or not names:
+            raise typer.BadParameter("--liquidity mirror needs --mirror-url (the source "
+                                     "exchange's /trade-api/v2 URL) and --tickers T1,T2")
+        opts |= {"base_url": mirror_url, "tickers": [t.strip() for t in names]}
+    return opts
+
+
 @exchange_app.command()
 def serve(
     host: str | None = typer.Option(None, help="Bind address (default: settings paper_host)."),
     port: int | None = typer.Option(None, help="Port (default: settings paper_port; 0 = any)."),
     db: Path | None = typer.Option(None, help="SQLite file (default: <data_dir>/paper.sqlite)."),
     liquidity: str = typer.Option("none", help="synthetic | replay | mirror | none"),
+    data_dir: Path | None = typer.Option(
+        None, help="replay: folder of recorded events (weather-events-2024-25)."),
+    event_ticker: str | None = typer.Option(
+        None, help="replay: the recorded event to replay, e.g. KXHIGHNY-25MAY08."),
+    speed: int | None = typer.Option(
+        None, min=1, help="replay: recorded seconds per exchange second (default 60)."),
+    seed: int | None = typer.Option(None, help="synthetic/replay: random seed."),
+    mirror_url: str | None = typer.Option(
+        None, help="mirror: base URL of the public source, e.g. https://.../trade-api/v2."),
+    tickers: str | None = typer.Option(None, help="mirror: comma-separated market tickers."),
 ) -> None:
     """Serve the paper exchange (Kalshi REST + WebSocket + operator API) until interrupted."""
     from kalshi.paper.server import LIQUIDITY_MODES, LiquidityUnavailable, run_server
@@ -76,16 +120,24 @@ def serve(
         typer.echo(f"--liquidity must be one of {', '.join(LIQUIDITY_MODES)} (got {liquidity!r})",
                    err=True)
         raise typer.Exit(2)
+    try:
+        opts = _liquidity_opts(liquidity, data_dir=data_dir, event_ticker=event_ticker,
+                               speed=speed, seed=seed, mirror_url=mirror_url, tickers=tickers)
+    except typer.BadParameter as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
     settings = load_settings()
     path = db or settings.resolved_data_dir / "paper.sqlite"
     bind_host = host or settings.paper_host
     bind_port = settings.paper_port if port is None else port
 
     def announce(url: str) -> None:
-        typer.echo(f"paper exchange listening on {url} (REST {url}/trade-api/v2, db {path})")
+        typer.echo(f"paper exchange listening on {url} (REST {url}/trade-api/v2, db {path}, "
+                   f"liquidity {liquidity})")
 
     try:
-        run_server(path, host=bind_host, port=bind_port, liquidity=liquidity, announce=announce)
+        run_server(path, host=bind_host, port=bind_port, liquidity=liquidity,
+                   liquidity_opts=opts, announce=announce)
     except LiquidityUnavailable as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kalshi.paper import operator, portfolio
@@ -31,6 +31,7 @@ from kalshi.paper.http import (
     query_int,
     rate_limited,
 )
+from kalshi.paper.store import StoreError
 from models.matching import EngineReject, MarketState
 from models.money import fp_from_contracts, price_dollars
 
@@ -138,9 +139,13 @@ def _status_set(request: Request) -> set[str] | None:
 def _handle(fn: Any) -> Any:
     async def endpoint(request: Request) -> Response:
         try:
+            await exchange_of(request).catch_up()  # closes/expiries due by now, before reading
             result: Response = await fn(request)
         except ApiError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
+        except StoreError as exc:
+            return error_response(503, "service_unavailable",
+                                  "the paper exchange cannot write its database", str(exc))
         return result
 
     endpoint.__name__ = fn.__name__
@@ -426,12 +431,15 @@ def _public_routes() -> list[Route]:
 
 
 def create_app(exchange: PaperExchange, *, extra_routes: list[Any] | None = None,
-               close_on_shutdown: bool = False) -> ASGIApp:
+               close_on_shutdown: bool = False,
+               before_stop: Callable[[], Awaitable[None]] | None = None) -> ASGIApp:
     """Return the ASGI app serving ``exchange`` (Kalshi REST, operator API, optional extras).
 
     The WebSocket API (``kalshi.paper.ws``) is mounted at ``/trade-api/ws/v2`` unless
     ``extra_routes`` is given, which replaces it. ``close_on_shutdown`` closes the exchange's
     database when the server shuts down (for a process that owns the exchange).
+    ``before_stop`` runs first at shutdown (stop the liquidity driver there, so every command
+    it had the engine apply is committed before the store closes).
     """
 
     @contextlib.asynccontextmanager
@@ -440,16 +448,50 @@ def create_app(exchange: PaperExchange, *, extra_routes: list[Any] | None = None
         try:
             yield
         finally:
-            await exchange.stop()
+            try:
+                if before_stop is not None:
+                    await before_stop()
+            finally:
+                await exchange.stop()
             if close_on_shutdown:
                 exchange.close()
 
     routes: list[Any] = [*_public_routes(), *portfolio.routes(), *operator.routes()]
     routes += list(extra_routes) if extra_routes is not None else _websocket_routes(exchange)
-    app = Starlette(routes=routes, lifespan=lifespan,
+    app = Starlette(lifespan=lifespan,
                     exception_handlers={404: _not_found_handler, 405: _method_handler})
+    app.router = _IndexedRouter(routes, lifespan=lifespan)
     app.state.exchange = exchange
     return FaultMiddleware(app, exchange)
+
+
+class _IndexedRouter(Router):
+    """Starlette's router with a dict lookup for paths without parameters.
+
+    Starlette tries every route's regex in order (about 20 before the order routes); the hot
+    static paths (``/portfolio/events/orders``, ``/portfolio/orders``, ...) are found in one
+    dict lookup instead, and anything else (path parameters, 404, 405) takes the usual walk.
+    """
+
+    def __init__(self, routes: list[Any], **kwargs: Any) -> None:
+        super().__init__(routes, **kwargs)
+        self._static: dict[str, Route] = {}
+        for route in routes:
+            if isinstance(route, Route) and not route.param_convertors:
+                self._static.setdefault(route.path, route)
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            route = self._static.get(scope["path"])
+            if route is not None:
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:
+                    scope.setdefault("router", self)
+                    scope["route"] = route
+                    scope.update(child_scope)
+                    await route.handle(scope, receive, send)
+                    return
+        await super().app(scope, receive, send)
 
 
 def _websocket_routes(exchange: PaperExchange) -> list[Any]:

@@ -176,6 +176,7 @@ class _Key:
 class _PendingOutcomes:
     future: Future[int]
     outcomes: tuple[Outcome, ...]
+    waiter: asyncio.Future[int]
 
 
 def _spec_args(spec: MarketSpec) -> dict[str, Any]:
@@ -238,7 +239,7 @@ class PaperExchange:
 
     async def start(self) -> None:
         """Bind to the running event loop and start the periodic ``advance`` (expiry, close)."""
-        self._loop = asyncio.get_running_loop()
+        self._bind(asyncio.get_running_loop())
         if self.advance_interval_s > 0 and self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_forever(), name="paper-advance")
 
@@ -276,8 +277,9 @@ class PaperExchange:
         """
         if self._failed is not None:
             raise StoreError(f"paper exchange stopped after a failed commit: {self._failed}")
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or a new event loop (tests run several)
+            self._bind(loop)
         now_ms = self._now()
         result, outcomes = self._apply_and_index(kind, now_ms, args)
         if kind == "advance" and all(outcome_is_empty(o) for o in outcomes):
@@ -287,16 +289,23 @@ class PaperExchange:
         except StoreError as exc:  # applied in memory but not logged: stop accepting writes
             self._failed = exc
             raise
-        self._pending.append(_PendingOutcomes(future, outcomes))
-        loop = self._loop
-        future.add_done_callback(lambda _f: loop.call_soon_threadsafe(self._drain))
-        try:
-            # shielded: a caller that gives up (timeout, disconnect) must not cancel the commit
-            await asyncio.shield(asyncio.wrap_future(future))
-        except StoreError as exc:
-            self._failed = exc
-            raise
+        waiter: asyncio.Future[int] = loop.create_future()
+        self._pending.append(_PendingOutcomes(future, outcomes, waiter))
+        # a caller that gives up (timeout, disconnect) cancels only its waiter, never the commit:
+        # the writer thread commits the row regardless and _on_commit skips the cancelled waiter
+        await waiter
         return result
+
+    async def catch_up(self) -> None:
+        """Apply (and commit) what is due by now: market opens and closes, order expiries.
+
+        Reads call this first, so a market past its ``close_time`` reads as closed at once
+        rather than after the next periodic tick. It also waits for the commit of every command
+        already applied: a read never shows a fill or an order that a kill -9 could take back.
+        """
+        await self.run("advance", {})
+        if self._pending:
+            await asyncio.wrap_future(self._pending[-1].future)
 
     def call(self, kind: str, args: dict[str, Any], timeout_s: float = 30.0) -> Any:
         """Run a command from another thread (tests, CLI helpers) and wait for its commit."""
@@ -304,11 +313,31 @@ class PaperExchange:
             raise RuntimeError("PaperExchange.call needs a started exchange (await start())")
         return asyncio.run_coroutine_threadsafe(self.run(kind, args), self._loop).result(timeout_s)
 
-    def _drain(self) -> None:
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
+        self._loop = loop
+
+        def wake() -> None:  # writer thread, once per committed batch
+            with contextlib.suppress(RuntimeError):  # the loop closed (shutdown): rows are kept
+                loop.call_soon_threadsafe(self._on_commit)
+
+        self.store.set_commit_hook(wake)
+        return loop
+
+    def _on_commit(self) -> None:
+        # event-loop thread: answer the waiters of every committed command, then the listeners,
+        # in log order
         while self._pending and self._pending[0].future.done():
             entry = self._pending.popleft()
-            if entry.future.cancelled() or entry.future.exception() is not None:
+            waiter = entry.waiter
+            error = None if entry.future.cancelled() else entry.future.exception()
+            if error is not None:
+                if self._failed is None:
+                    self._failed = error
+                if not waiter.done():
+                    waiter.set_exception(error)
                 continue
+            if not waiter.done():
+                waiter.set_result(entry.future.result())
             for outcome in entry.outcomes:
                 for listener in list(self._listeners):
                     try:

@@ -130,6 +130,8 @@ def authed(bucket: str, cost: int = 10) -> Callable[
             try:
                 if cost:
                     spend(request, bucket, cost)
+                if bucket == "read":  # writes advance the engine themselves
+                    await exchange.catch_up()
                 return await handler(request, account)
             except RateLimitedError:
                 return rate_limited()

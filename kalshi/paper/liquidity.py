@@ -631,21 +631,23 @@ class _MirrorAgent:
 
 # --- driver ---------------------------------------------------------------------------------
 
-async def _drive(agent: _Agent, stats: LiquidityStats, stop: asyncio.Event,
-                 interval_s: float) -> None:
+async def _drive(venue: LiquidityVenue, agent: _Agent, stats: LiquidityStats,
+                 stop: asyncio.Event, interval_s: float) -> None:
     try:
-        await _steps(agent, stats, stop, interval_s)
+        await _steps(venue, agent, stats, stop, interval_s)
     finally:
         close = getattr(agent, "close", None)
         if close is not None:
             close()
 
 
-async def _steps(agent: _Agent, stats: LiquidityStats, stop: asyncio.Event,
-                 interval_s: float) -> None:
+async def _steps(venue: LiquidityVenue, agent: _Agent, stats: LiquidityStats,
+                 stop: asyncio.Event, interval_s: float) -> None:
     await agent.setup()
     while not stop.is_set():
         try:
+            # the engine's clock first: a step must see markets closed/expired as of now
+            await _run(venue, "advance", {})
             await agent.step()
         except StoreError as exc:  # the exchange stopped persisting: trading must stop too
             stats.note_error(f"store: {exc}")
@@ -690,6 +692,7 @@ def start_liquidity(exchange: LiquidityVenue, mode: str, **opts: Any) -> Liquidi
         agent = _MirrorAgent(exchange, stats, **opts)
     loop = asyncio.get_running_loop()  # RuntimeError outside the exchange's loop: by design
     stop = asyncio.Event()
-    task = loop.create_task(_drive(agent, stats, stop, interval_s), name=f"liquidity-{mode}")
+    task = loop.create_task(_drive(exchange, agent, stats, stop, interval_s),
+                            name=f"liquidity-{mode}")
     task.add_done_callback(_log_end)
     return LiquidityHandle(mode, stats, task, stop, loop)

@@ -16,7 +16,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +121,7 @@ class CommandStore:
         self._closed = False
         self.batches_committed = 0
         self.commands_committed = 0
+        self._commit_hook: Callable[[], None] | None = None
         self._writer = threading.Thread(target=self._write_loop, name="paper-store", daemon=True)
         self._writer.start()
 
@@ -133,6 +134,14 @@ class CommandStore:
         return conn
 
     # --- command log -------------------------------------------------------------------------
+
+    def set_commit_hook(self, hook: Callable[[], None] | None) -> None:
+        """Call ``hook()`` on the writer thread once per batch, after its futures are settled.
+
+        One call per batch (not per command) lets an event loop be woken once for a whole group
+        commit instead of once per command.
+        """
+        self._commit_hook = hook
 
     def append(self, now_ms: int, kind: str, args: dict[str, Any]) -> Future[int]:
         """Queue one command; the future completes with its ``seq`` once it is committed."""
@@ -183,6 +192,12 @@ class CommandStore:
                 self.commands_committed += len(batch)
                 for pending in batch:
                     _settle(pending.future, seq=pending.seq)
+            hook = self._commit_hook
+            if hook is not None:
+                try:
+                    hook()
+                except Exception:  # the waiter's loop is gone (shutdown): the rows are committed
+                    log.exception("paper store: commit hook failed")
             if stop:
                 return
 

@@ -289,3 +289,27 @@ def test_caller_cancelled_while_waiting_for_commit_still_commits_and_store_survi
     finally:
         reopened.close()
     assert ids == ["gone", "next"]
+
+
+def test_exchange_used_from_a_second_event_loop_still_answers_after_commit(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    exchange = PaperExchange(tmp_path / "x.sqlite", clock=clock, advance_interval_s=0)
+
+    async def first() -> None:
+        await exchange.start()
+        await exchange.add_key("alice", _PEM, balance_cents=100_000)
+        await exchange.add_market(_spec())
+
+    async def second() -> str:
+        order = await asyncio.wait_for(
+            exchange.run("submit", _order("alice", "bid", 30, 1, "later")), 10)
+        return str(order.client_order_id)
+
+    try:
+        asyncio.run(first())
+        cid = asyncio.run(second())  # a new loop: the commit must wake this one, not the old
+    finally:
+        exchange.close()
+    assert cid == "later"
