@@ -1,0 +1,684 @@
+"""Safety actions: cancel-all, halt and resume, alerts, API-call and link records, guard runs.
+
+Invariants:
+- A halt is written BEFORE orders are cancelled, so no trading run can place an order between the
+  cancel and the halt; the gateway's risk gate rejects every new order while a halt is active.
+  Every halt and every clear is a ledger record with reason, author and time (``halts``,
+  ``risk_events``), and every halt, breaker trip and drift sends a webhook alert.
+- Cancel-all lists what rests at the exchange, cancels it in batches, falls back to the
+  exchange's cancel-all, lists again and reports what (if anything) is still resting: success
+  is what the exchange shows afterwards, never what we asked for.
+- Resume is explicit (a reason is required), recorded, and refused while any breaker trips.
+- API call outcomes and the link state live in the ledger (``heartbeats`` rows named
+  ``api:<minute>``, ``link:down-since``, ``link:outage``), written by ``RecordingTransport`` on
+  every call, so the guard judges error rate and outages across processes and restarts.
+- Alerts never carry the webhook URL, keys or signatures; a failed alert is logged, never raised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Final
+
+import certifi
+import httpx
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import SecretStr
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+
+from kalshi.client import KalshiClient, RetryPolicy
+from kalshi.errors import KalshiError
+from kalshi.wire import BatchCancelOrder, Order
+from models.breakers import (
+    ApiCallCounts,
+    Breaker,
+    BreakerLimits,
+    FillCounts,
+    GuardInputs,
+    LinkObservation,
+    evaluate_breakers,
+    tripped,
+)
+from models.ledger import (
+    ACTIVE_ORDER_STATUSES,
+    Halt,
+    Heartbeat,
+    OrderRecord,
+    Position,
+    datetime_from_ms,
+    ms_from_datetime,
+)
+from tasks.db import ledger_engine, read_session, upgrade_ledger, write_session
+from tasks.kalshi_client import kalshi_auth
+from tasks.ledger_store import clear_halt, record_start_of_day_equity, set_halt, transition_order
+from tasks.settings import Settings, load_settings
+
+__all__ = [
+    "API_BUCKET_PREFIX",
+    "DEFAULT_FEEDS",
+    "DEFAULT_HEARTBEATS",
+    "CancelReport",
+    "ExchangeState",
+    "GuardReport",
+    "HaltInfo",
+    "RecordingTransport",
+    "ResumeRefused",
+    "api_call_counts",
+    "breaker_limits",
+    "exchange_client",
+    "guard_task",
+    "kill_task",
+    "resume_task",
+    "safety_engine",
+    "cancel_all",
+    "cancel_all_task",
+    "evaluate",
+    "fill_counts",
+    "halt_trading",
+    "heartbeat_times",
+    "kill",
+    "link_observation",
+    "list_halts",
+    "note_link",
+    "read_exchange_state",
+    "record_api_call",
+    "resume_trading",
+    "run_guard",
+    "safety_client",
+    "send_alert",
+    "status_report",
+]
+
+log = logging.getLogger(__name__)
+
+API_BUCKET_PREFIX: Final = "api:"
+_BUCKET_MS: Final = 60_000
+_LINK_DOWN: Final = "link:down-since"
+_LINK_OUTAGE: Final = "link:outage"
+DEFAULT_HEARTBEATS: Final[Mapping[str, float]] = {"trade-weather": 1800.0}
+DEFAULT_FEEDS: Final[Mapping[str, float]] = {"feed:market-data": 900.0,
+                                             "feed:forecast": 6 * 3600.0}
+_BATCH: Final = 20
+
+
+# --- records of API calls and the exchange link -------------------------------------------------
+
+def _is_error(status: int | None) -> bool:
+    # errors the breaker counts: no response, 429, 5xx (a 4xx rejection is a business answer)
+    return status is None or status == 429 or status >= 500
+
+
+def record_api_call(engine: Engine, status: int | None, *, as_of: datetime) -> None:
+    """Count one API call (status None: no response) in its minute, and note the link state."""
+    ts_ms = ms_from_datetime(as_of)
+    bucket = f"{API_BUCKET_PREFIX}{ts_ms - ts_ms % _BUCKET_MS}"
+    with write_session(engine) as session:
+        row = session.get(Heartbeat, bucket)
+        calls, errors = 0, 0
+        if row is not None and row.detail:
+            counts = json.loads(row.detail)
+            calls, errors = int(counts["calls"]), int(counts["errors"])
+        calls += 1
+        errors += int(_is_error(status))
+        detail = json.dumps({"calls": calls, "errors": errors})
+        if row is None:
+            row = Heartbeat(component=bucket, ts_ms=ts_ms, detail=detail)
+        else:
+            row.ts_ms, row.detail = max(row.ts_ms, ts_ms), detail
+        session.add(row)
+        _note_link(session, status is not None and status < 500, ts_ms)
+
+
+def note_link(engine: Engine, *, up: bool, as_of: datetime) -> None:
+    """Record a failed call (the outage starts) or a successful one (an outage ends)."""
+    with write_session(engine) as session:
+        _note_link(session, up, ms_from_datetime(as_of))
+
+
+def _note_link(session: Session, up: bool, ts_ms: int) -> None:
+    down = session.get(Heartbeat, _LINK_DOWN)
+    if not up:
+        if down is None:
+            session.add(Heartbeat(component=_LINK_DOWN, ts_ms=ts_ms, detail=None))
+        return
+    if down is None:
+        return
+    down_ms = max(0, ts_ms - down.ts_ms)
+    outage = session.get(Heartbeat, _LINK_OUTAGE)
+    if outage is None:
+        outage = Heartbeat(component=_LINK_OUTAGE, ts_ms=ts_ms,
+                           detail=json.dumps({"down_ms": down_ms}))
+    else:  # an outage not acted on yet: keep the longest
+        old = int(json.loads(outage.detail or "{}").get("down_ms", 0))
+        outage.ts_ms, outage.detail = ts_ms, json.dumps({"down_ms": max(old, down_ms)})
+    session.add(outage)
+    session.delete(down)
+
+
+def link_observation(engine: Engine, *, up: bool, detail: str = "") -> LinkObservation:
+    """Return the link state from the ledger's records, `up` being this run's probe result."""
+    with read_session(engine) as session:
+        down = session.get(Heartbeat, _LINK_DOWN)
+        outage = session.get(Heartbeat, _LINK_OUTAGE)
+    restored = None
+    if outage is not None:
+        restored = int(json.loads(outage.detail or "{}").get("down_ms", 0)) / 1000
+    return LinkObservation(up=up, down_since=None if down is None else datetime_from_ms(down.ts_ms),
+                           restored_after_s=restored if up else None, detail=detail)
+
+
+def _forget_outage(engine: Engine) -> None:
+    with write_session(engine) as session:
+        outage = session.get(Heartbeat, _LINK_OUTAGE)
+        if outage is not None:
+            session.delete(outage)
+
+
+def api_call_counts(engine: Engine, *, now: datetime, window_s: float) -> ApiCallCounts:
+    """Return the API calls and errors recorded in the minutes of the last `window_s`."""
+    since = ms_from_datetime(now - timedelta(seconds=window_s))
+    first_bucket = since - since % _BUCKET_MS
+    calls = errors = 0
+    with read_session(engine) as session:
+        rows = session.exec(select(Heartbeat).where(
+            col(Heartbeat.component).startswith(API_BUCKET_PREFIX)))
+        for row in rows:
+            if int(row.component[len(API_BUCKET_PREFIX):]) >= first_bucket and row.detail:
+                counts = json.loads(row.detail)
+                calls += int(counts["calls"])
+                errors += int(counts["errors"])
+    return ApiCallCounts(calls, errors)
+
+
+def _prune_api_buckets(engine: Engine, *, before: datetime) -> None:
+    cutoff = ms_from_datetime(before)
+    with write_session(engine) as session:
+        rows = session.exec(select(Heartbeat).where(
+            col(Heartbeat.component).startswith(API_BUCKET_PREFIX)))
+        for row in rows:
+            if int(row.component[len(API_BUCKET_PREFIX):]) < cutoff:
+                session.delete(row)
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """An httpx transport that records every call's outcome in the ledger (error-rate breaker)."""
+
+    def __init__(self, engine: Engine, inner: httpx.BaseTransport | None = None,
+                 now: Callable[[], datetime] | None = None) -> None:
+        self._engine = engine
+        self._inner = inner or httpx.HTTPTransport(
+            verify=ssl.create_default_context(cafile=certifi.where()))
+        self._now = now or (lambda: datetime.now(UTC))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` and record its status (None when no response came back)."""
+        try:
+            response = self._inner.handle_request(request)
+        except httpx.TransportError:
+            record_api_call(self._engine, None, as_of=self._now())
+            raise
+        record_api_call(self._engine, response.status_code, as_of=self._now())
+        return response
+
+    def close(self) -> None:
+        """Close the wrapped transport."""
+        self._inner.close()
+
+
+def safety_client(base_url: str, auth: httpx.Auth | None, engine: Engine, *,
+                  timeout_s: float = 5.0, max_retries: int = 1,
+                  inner: httpx.BaseTransport | None = None,
+                  now: Callable[[], datetime] | None = None) -> KalshiClient:
+    """Return a client whose calls are recorded, with short timeouts (the guard must not hang)."""
+    return KalshiClient(base_url, auth, transport=RecordingTransport(engine, inner, now),
+                        timeout=timeout_s, backoff=RetryPolicy(max_retries=max_retries,
+                                                               base_s=0.1, cap_s=0.5))
+
+
+# --- alerts ---------------------------------------------------------------------------------
+
+def send_alert(url: SecretStr | str | None, kind: str, text: str,
+               details: Mapping[str, Any] | None = None, *, timeout_s: float = 5.0) -> bool:
+    """POST a Slack-compatible ``{"text": ...}`` alert; return whether it was delivered."""
+    if url is None:
+        log.warning("alert (no webhook configured) %s: %s", kind, text)
+        return False
+    target = url.get_secret_value() if isinstance(url, SecretStr) else url
+    body = {"text": f"[eventdesk] {kind}: {text}", "kind": kind, "details": dict(details or {})}
+    try:
+        response = httpx.post(target, json=body, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        log.warning("alert %s not delivered: %s", kind, type(exc).__name__)
+        return False
+    if response.status_code >= 300:
+        log.warning("alert %s not delivered: webhook answered %d", kind, response.status_code)
+        return False
+    return True
+
+
+# --- halts ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HaltInfo:
+    """An active halt."""
+
+    halt_id: int
+    reason: str
+    set_by: str
+    set_at: datetime
+
+
+def list_halts(engine: Engine) -> list[HaltInfo]:
+    """Return the active halts, oldest first."""
+    with read_session(engine) as session:
+        rows = session.exec(select(Halt).where(col(Halt.cleared_ts_ms).is_(None))
+                            .order_by(col(Halt.id)))
+        return [HaltInfo(h.id or 0, h.reason, h.set_by, datetime_from_ms(h.set_ts_ms))
+                for h in rows]
+
+
+def halt_trading(engine: Engine, reason: str, *, set_by: str, as_of: datetime,
+                 webhook: SecretStr | str | None = None, dedupe_prefix: str | None = None
+                 ) -> int | None:
+    """Halt trading (unless an active halt starts with `dedupe_prefix`); return the new halt id."""
+    if dedupe_prefix is not None and any(h.reason.startswith(dedupe_prefix)
+                                         for h in list_halts(engine)):
+        return None
+    halt_id = set_halt(engine, reason, set_by=set_by, as_of=as_of)
+    log.warning("halt #%d by %s: %s", halt_id, set_by, reason)
+    send_alert(webhook, "halt", f"#{halt_id} by {set_by}: {reason}",
+               {"halt_id": halt_id, "set_by": set_by, "at": as_of.isoformat()})
+    return halt_id
+
+
+class ResumeRefused(RuntimeError):
+    """Resume refused: a breaker still trips, or no reason was given; the message says which."""
+
+
+def resume_trading(engine: Engine, reason: str, *, by: str, as_of: datetime,
+                   breakers: Sequence[Breaker], webhook: SecretStr | str | None = None
+                   ) -> list[int]:
+    """Clear every active halt if no breaker trips; return the cleared halt ids."""
+    if not reason or not reason.strip():
+        raise ResumeRefused("resume: a reason is required")
+    trips = tripped(breakers)
+    if trips:
+        raise ResumeRefused("resume refused, breaker(s) still tripping: "
+                            + "; ".join(f"{b.name}: {b.reason}" for b in trips))
+    cleared = []
+    for halt in list_halts(engine):
+        clear_halt(engine, halt.halt_id, cleared_by=f"{by}: {reason}"[:200], as_of=as_of)
+        cleared.append(halt.halt_id)
+    send_alert(webhook, "resume", f"halts {cleared} cleared by {by}: {reason}",
+               {"cleared": cleared, "by": by, "at": as_of.isoformat()})
+    return cleared
+
+
+# --- the exchange ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ExchangeState:
+    """Balance, resting orders and positions as the exchange reports them now."""
+
+    balance_cents: int
+    portfolio_value_cents: int
+    resting: tuple[Order, ...]
+    positions: Mapping[str, int]
+
+    @property
+    def collateral_cents(self) -> int:
+        """Cash held by resting orders (remaining x the price of the side they buy)."""
+        total = 0
+        for order in self.resting:
+            price = order.yes_price if order.book_side == "bid" else order.no_price
+            total += int(Decimal(order.remaining_contracts) * price * 100)
+        return total
+
+    @property
+    def equity_cents(self) -> int:
+        """Marked-to-market equity: cash + resting collateral + positions at the best bid."""
+        return self.balance_cents + self.collateral_cents + self.portfolio_value_cents
+
+
+def read_exchange_state(client: KalshiClient) -> ExchangeState:
+    """Read balance, resting orders and positions (raises KalshiError when unreachable)."""
+    balance = client.get_balance()
+    resting = tuple(o for o in client.iter_orders(status="resting")
+                    if o.status == "resting" and o.remaining_contracts > 0)
+    positions = {p.ticker: p.position_contracts for p in client.iter_positions()
+                 if p.position_contracts != 0}
+    return ExchangeState(balance.balance_cents, balance.portfolio_value_cents or 0, resting,
+                         positions)
+
+
+@dataclass(frozen=True)
+class CancelReport:
+    """What cancel-all did: exchange ids cancelled, and what still rests afterwards."""
+
+    canceled: tuple[str, ...]
+    still_resting: tuple[str, ...]
+    errors: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing of ours rests at the exchange any more."""
+        return not self.still_resting
+
+
+def _book_cancels(engine: Engine, orders: Iterable[Order], as_of: datetime, why: str) -> None:
+    by_cid = {o.client_order_id: o for o in orders if o.client_order_id}
+    if not by_cid:
+        return
+    with read_session(engine) as session:
+        rows = list(session.exec(select(OrderRecord).where(
+            col(OrderRecord.client_order_id).in_(sorted(by_cid)))))
+    for row in rows:
+        if row.status not in ACTIVE_ORDER_STATUSES:
+            continue
+        order = by_cid[row.client_order_id]
+        transition_order(engine, row.client_order_id, "canceled", as_of=as_of,
+                         exchange_order_id=order.order_id,
+                         exchange_filled_count=min(int(order.fill_count), row.count), detail=why)
+
+
+def cancel_all(client: KalshiClient, engine: Engine, *, as_of: datetime,
+               reason: str) -> CancelReport:
+    """Cancel every resting order of ours and verify at the exchange that none is left."""
+    errors: list[str] = []
+    resting = [o for o in client.iter_orders(status="resting") if o.status == "resting"]
+    canceled: list[str] = []
+    for start in range(0, len(resting), _BATCH):
+        chunk = resting[start:start + _BATCH]
+        try:
+            items = client.batch_cancel_orders(
+                [BatchCancelOrder(order_id=o.order_id, market_ticker=o.ticker) for o in chunk])
+        except KalshiError as exc:
+            errors.append(f"batch cancel: {type(exc).__name__}: {exc}")
+            continue
+        for item in items:
+            if item.error is None:
+                canceled.append(item.order_id)
+            else:
+                errors.append(f"cancel {item.order_id}: {item.error.code}: {item.error.message}")
+    left = [o for o in client.iter_orders(status="resting") if o.status == "resting"]
+    if left:
+        try:
+            client.cancel_all_orders()
+        except KalshiError as exc:
+            errors.append(f"cancel-all: {type(exc).__name__}: {exc}")
+        left = [o for o in client.iter_orders(status="resting") if o.status == "resting"]
+    gone = [o for o in resting if o.order_id not in {x.order_id for x in left}]
+    _book_cancels(engine, gone, as_of, f"cancel-all: {reason}"[:200])
+    report = CancelReport(tuple(o.order_id for o in gone), tuple(o.order_id for o in left),
+                          tuple(errors))
+    log.warning("cancel-all (%s): %d cancelled, %d still resting", reason, len(report.canceled),
+                len(report.still_resting))
+    return report
+
+
+def kill(client: KalshiClient, engine: Engine, reason: str, *, by: str, as_of: datetime,
+         webhook: SecretStr | str | None = None) -> tuple[int | None, CancelReport | None]:
+    """Kill switch: halt first, then cancel everything; return (halt id, cancel report)."""
+    text = reason.strip() or "kill switch"
+    halt_id = halt_trading(engine, f"kill switch: {text}", set_by=by, as_of=as_of,
+                           webhook=webhook)
+    try:
+        report = cancel_all(client, engine, as_of=as_of, reason=f"kill switch: {text}")
+    except KalshiError as exc:
+        send_alert(webhook, "kill", f"halted but the exchange is unreachable ({exc}); resting "
+                   f"orders expire at their TTL")
+        return halt_id, None
+    if not report.complete:
+        send_alert(webhook, "kill", f"{len(report.still_resting)} orders still resting after "
+                   f"cancel-all: {list(report.still_resting)}")
+    return halt_id, report
+
+
+# --- guard ----------------------------------------------------------------------------------
+
+def fill_counts(engine: Engine, *, now: datetime, lookback_s: float) -> FillCounts:
+    """Return contracts offered at the exchange and filled, for orders created in the lookback."""
+    since = ms_from_datetime(now - timedelta(seconds=lookback_s))
+    with read_session(engine) as session:
+        offered, filled = session.execute(
+            select(func.coalesce(func.sum(OrderRecord.count), 0),
+                   func.coalesce(func.sum(func.max(OrderRecord.filled_count,
+                                                   OrderRecord.exchange_filled_count)), 0))
+            .where(col(OrderRecord.created_ts_ms) >= since)
+            .where(col(OrderRecord.exchange_order_id).is_not(None))
+        ).one()
+    return FillCounts(int(offered), int(filled))
+
+
+def heartbeat_times(engine: Engine, names: Iterable[str]) -> dict[str, datetime | None]:
+    """Return the last heartbeat of each component (None if never seen)."""
+    wanted = sorted(set(names))
+    with read_session(engine) as session:
+        rows = {h.component: h.ts_ms for h in session.exec(
+            select(Heartbeat).where(col(Heartbeat.component).in_(wanted)))}
+    return {n: datetime_from_ms(rows[n]) if n in rows else None for n in wanted}
+
+
+@dataclass(frozen=True)
+class GuardReport:
+    """One guard run: every breaker, the trips, the halt and the cancel it caused."""
+
+    as_of: datetime
+    breakers: tuple[Breaker, ...]
+    halt_id: int | None
+    cancel: CancelReport | None
+    equity_cents: int | None
+    start_equity_cents: int | None
+    exchange_error: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def trips(self) -> tuple[Breaker, ...]:
+        """The breakers that tripped."""
+        return tripped(self.breakers)
+
+    def as_rows(self) -> list[dict[str, Any]]:
+        """Return one row per breaker (the run's artifact table)."""
+        return [asdict(b) for b in self.breakers]
+
+
+def _inputs(client: KalshiClient, engine: Engine, *, now: datetime, limits: BreakerLimits,
+            heartbeats: Mapping[str, float], feeds: Mapping[str, float]
+            ) -> tuple[GuardInputs, ExchangeState | None, str | None]:
+    state: ExchangeState | None = None
+    error: str | None = None
+    try:
+        state = read_exchange_state(client)
+    except KalshiError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    note_link(engine, up=state is not None, as_of=now)
+    start = None
+    if state is not None:
+        start = record_start_of_day_equity(engine, now.astimezone(UTC).date(),
+                                           state.equity_cents, as_of=now)
+    beats = heartbeat_times(engine, [*heartbeats, *feeds])
+    inputs = GuardInputs(
+        start_equity_cents=start,
+        equity_cents=None if state is None else state.equity_cents,
+        api=api_call_counts(engine, now=now, window_s=limits.error_window_s),
+        fills=fill_counts(engine, now=now, lookback_s=limits.fill_lookback_s),
+        link=link_observation(engine, up=state is not None, detail=error or ""),
+        feeds={n: (beats[n], age) for n, age in feeds.items()},
+        heartbeats={n: (beats[n], age) for n, age in heartbeats.items()},
+    )
+    return inputs, state, error
+
+
+def evaluate(client: KalshiClient, engine: Engine, *, now: datetime, limits: BreakerLimits,
+             heartbeats: Mapping[str, float] = DEFAULT_HEARTBEATS,
+             feeds: Mapping[str, float] = DEFAULT_FEEDS) -> tuple[Breaker, ...]:
+    """Return every breaker's verdict now without halting or cancelling (``status``,
+    ``resume``); like every guard read it records the link state and the day's first equity."""
+    inputs, _state, _error = _inputs(client, engine, now=now, limits=limits,
+                                     heartbeats=heartbeats, feeds=feeds)
+    return evaluate_breakers(inputs, limits, now)
+
+
+def run_guard(client: KalshiClient, engine: Engine, *, now: datetime, limits: BreakerLimits,
+              heartbeats: Mapping[str, float] = DEFAULT_HEARTBEATS,
+              feeds: Mapping[str, float] = DEFAULT_FEEDS,
+              webhook: SecretStr | str | None = None, set_by: str = "guard") -> GuardReport:
+    """Evaluate every breaker; on any trip halt trading, cancel everything, and alert."""
+    inputs, state, error = _inputs(client, engine, now=now, limits=limits,
+                                   heartbeats=heartbeats, feeds=feeds)
+    breakers = evaluate_breakers(inputs, limits, now)
+    trips = tripped(breakers)
+    halt_id: int | None = None
+    report: CancelReport | None = None
+    notes: list[str] = []
+    for trip in trips:
+        send_alert(webhook, "breaker", f"{trip.name}: {trip.reason}",
+                   {"breaker": trip.name, "at": now.isoformat()})
+        new = halt_trading(engine, f"breaker {trip.name}: {trip.reason}", set_by=set_by,
+                           as_of=now, webhook=webhook, dedupe_prefix=f"breaker {trip.name}:")
+        halt_id = halt_id or new
+    if trips and state is not None:
+        try:
+            report = cancel_all(client, engine, as_of=now,
+                                reason=", ".join(t.name for t in trips))
+        except KalshiError as exc:
+            notes.append(f"cancel-all failed: {type(exc).__name__}: {exc}")
+        if report is not None and report.complete:
+            _forget_outage(engine)  # acted on: the dead man's switch fired
+    elif trips:
+        notes.append("exchange unreachable: halted; cancel-all when it returns")
+    elif state is not None:
+        _forget_outage(engine)  # a short outage: nothing to do
+    _prune_api_buckets(engine, before=now - timedelta(days=1))
+    return GuardReport(now, breakers, halt_id, report, inputs.equity_cents,
+                       inputs.start_equity_cents, error, tuple(notes))
+
+
+def status_report(client: KalshiClient, engine: Engine, *, now: datetime,
+                  limits: BreakerLimits, heartbeats: Mapping[str, float] = DEFAULT_HEARTBEATS,
+                  feeds: Mapping[str, float] = DEFAULT_FEEDS) -> dict[str, Any]:
+    """Return halt state, every breaker, resting orders, positions and today's P&L (JSON-able)."""
+    inputs, state, error = _inputs(client, engine, now=now, limits=limits,
+                                   heartbeats=heartbeats, feeds=feeds)
+    breakers = evaluate_breakers(inputs, limits, now)
+    with read_session(engine) as session:
+        ledger_positions = {p.market_ticker: p.contracts for p in session.exec(
+            select(Position).where(Position.contracts != 0))}
+    halts = list_halts(engine)
+    pnl = None
+    if inputs.equity_cents is not None and inputs.start_equity_cents is not None:
+        pnl = inputs.equity_cents - inputs.start_equity_cents
+    return {
+        "as_of": now.isoformat(),
+        "halted": bool(halts),
+        "halts": [{"id": h.halt_id, "reason": h.reason, "set_by": h.set_by,
+                   "set_at": h.set_at.isoformat()} for h in halts],
+        "breakers": [asdict(b) for b in breakers],
+        "exchange_error": error,
+        "resting_orders": [] if state is None else [
+            {"order_id": o.order_id, "client_order_id": o.client_order_id, "ticker": o.ticker,
+             "book_side": o.book_side, "yes_price_cents": int(o.yes_price_cents),
+             "remaining": o.remaining_contracts} for o in state.resting],
+        "positions": {"ledger": ledger_positions,
+                      "exchange": None if state is None else dict(state.positions)},
+        "equity_cents": inputs.equity_cents,
+        "start_of_day_equity_cents": inputs.start_equity_cents,
+        "pnl_today_cents": pnl,
+    }
+
+
+# --- settings-built resources and Prefect tasks (the flows' building blocks) ----------------
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
+    upgrade_ledger(url)  # idempotent; creates the schema on first use
+    return ledger_engine(url)
+
+
+def safety_engine(settings: Settings | None = None) -> Engine:
+    """Return the ledger engine of the settings, migrated to the current schema."""
+    return _engine((settings or load_settings()).ledger_url)
+
+
+@contextmanager
+def exchange_client(settings: Settings, engine: Engine) -> Iterator[KalshiClient]:
+    """Yield a recorded, short-timeout client for the configured exchange."""
+    client = safety_client(settings.base_url, kalshi_auth(settings), engine,
+                           timeout_s=min(settings.kalshi_timeout_s, 5.0))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def breaker_limits(settings: Settings, **overrides: Any) -> BreakerLimits:
+    """Return the breaker limits: the daily loss fraction from settings, the rest as given."""
+    values: dict[str, Any] = {"daily_loss_fraction": Decimal(settings.daily_loss_fraction)}
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        values[name] = Decimal(str(value)) if isinstance(value, float) else value
+    return BreakerLimits(**values)
+
+
+@task(name="guard-breakers", cache_policy=NO_CACHE)
+def guard_task(as_of: datetime, heartbeats: dict[str, float], feeds: dict[str, float],
+               limits: dict[str, Any]) -> GuardReport:
+    """Evaluate every breaker; on a trip halt, cancel everything and alert."""
+    settings = load_settings()
+    engine = safety_engine(settings)
+    with exchange_client(settings, engine) as client:
+        return run_guard(client, engine, now=as_of, limits=breaker_limits(settings, **limits),
+                         heartbeats=heartbeats, feeds=feeds, webhook=settings.alert_webhook_url)
+
+
+@task(name="kill-switch", cache_policy=NO_CACHE)
+def kill_task(reason: str, by: str, as_of: datetime) -> dict[str, Any]:
+    """Halt trading and cancel every resting order; return what happened."""
+    settings = load_settings()
+    engine = safety_engine(settings)
+    with exchange_client(settings, engine) as client:
+        halt_id, report = kill(client, engine, reason, by=by, as_of=as_of,
+                               webhook=settings.alert_webhook_url)
+    return {"halt_id": halt_id, "halts": [h.halt_id for h in list_halts(engine)],
+            "canceled": [] if report is None else list(report.canceled),
+            "still_resting": None if report is None else list(report.still_resting),
+            "errors": [] if report is None else list(report.errors),
+            "exchange_reached": report is not None}
+
+
+@task(name="resume-trading", cache_policy=NO_CACHE)
+def resume_task(reason: str, by: str, as_of: datetime, heartbeats: dict[str, float],
+                feeds: dict[str, float], limits: dict[str, Any]) -> list[int]:
+    """Clear every halt unless a breaker still trips (raises ResumeRefused)."""
+    settings = load_settings()
+    engine = safety_engine(settings)
+    with exchange_client(settings, engine) as client:
+        breakers = evaluate(client, engine, now=as_of, limits=breaker_limits(settings, **limits),
+                            heartbeats=heartbeats, feeds=feeds)
+    return resume_trading(engine, reason, by=by, as_of=as_of, breakers=breakers,
+                          webhook=settings.alert_webhook_url)
+
+
+@task(name="cancel-all", cache_policy=NO_CACHE)
+def cancel_all_task(reason: str, as_of: datetime) -> dict[str, Any]:
+    """Cancel every resting order (no halt) and verify at the exchange; alert either way."""
+    settings = load_settings()
+    engine = safety_engine(settings)
+    with exchange_client(settings, engine) as client:
+        report = cancel_all(client, engine, as_of=as_of, reason=reason)
+    send_alert(settings.alert_webhook_url, "cancel-all",
+               f"{reason}: {len(report.canceled)} cancelled, {len(report.still_resting)} still "
+               f"resting", {"errors": list(report.errors)})
+    return {"canceled": list(report.canceled), "still_resting": list(report.still_resting),
+            "errors": list(report.errors)}
