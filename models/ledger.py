@@ -42,6 +42,9 @@ __all__ = [
     "LedgerError",
     "LedgerModel",
     "NetPosition",
+    "NewsAction",
+    "NewsFeedState",
+    "NewsItemRecord",
     "OrderEvent",
     "OrderRecord",
     "Position",
@@ -359,3 +362,57 @@ class Heartbeat(LedgerModel, table=True):
     component: str = Field(primary_key=True)
     ts_ms: int = _ts()
     detail: str | None = None
+
+
+class NewsItemRecord(LedgerModel, table=True):
+    """A news item (feed entry, NWS alert, pushed item), stored once with its first-seen time."""
+
+    __tablename__ = "news_items"
+    __table_args__ = (UniqueConstraint("source", "item_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    item_id: str
+    thread_id: str = Field(index=True)  # the first alert of an Alert/Update/Cancel chain
+    kind: str  # rss | atom | nws_alert | push
+    message_type: str  # Alert | Update | Cancel
+    title: str
+    event: str
+    zones: str  # UGC codes, comma-separated
+    published_ts_ms: int = Field(sa_type=BigInteger, nullable=False)
+    expires_ts_ms: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
+    first_seen_ts_ms: int = _ts()
+    payload_json: str  # the normalised item as JSON
+
+
+class NewsFeedState(LedgerModel, table=True):
+    """Conditional-request state and health of one polled news source."""
+
+    __tablename__ = "news_feeds"
+
+    source: str = Field(primary_key=True)
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_poll_ts_ms: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
+    last_status: int | None = None
+    last_error: str | None = None
+    items_seen: int = 0
+
+
+class NewsAction(LedgerModel, table=True):
+    """What the news path did about one rule firing (or why it did nothing)."""
+
+    __tablename__ = "news_actions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    news_item_id: int = Field(index=True)
+    rule_id: str
+    effect: str  # refresh | shift | cancel
+    series: str
+    market_ticker: str | None = None
+    outcome: str  # ordered | rejected | halted | thin_book | no_edge | no_model | skipped | ...
+    detail: str
+    client_order_id: str | None = None
+    latency_ms: int | None = None  # item arrival -> exchange acknowledgement
+    ts_ms: int = _ts()

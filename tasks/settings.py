@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     # --- alerting -------------------------------------------------------------------------------
     alert_webhook_url: SecretStr | None = None
 
+    # --- news (issue 10) ------------------------------------------------------------------------
+    news_webhook_token: SecretStr | None = Field(
+        default=None, description="Shared secret a vendor sends as X-Eventdesk-Token to the "
+        "news watcher's webhook; unset: loopback callers need no token.",
+    )
+
     @field_validator("kalshi_base_url")
     @classmethod
     def _base_url_has_prefix(cls, value: str | None) -> str | None:
@@ -146,7 +152,8 @@ class Settings(BaseSettings):
     def __repr_args__(self):  # type: ignore[no-untyped-def]
         # never render secrets, even masked, plus the key id stays out of reprs
         for name, value in super().__repr_args__():
-            if name in ("kalshi_private_key", "alert_webhook_url", "kalshi_key_id") and value:
+            if name in ("kalshi_private_key", "alert_webhook_url", "kalshi_key_id",
+                        "news_webhook_token") and value:
                 yield name, "<redacted>"
             else:
                 yield name, value

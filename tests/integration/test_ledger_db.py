@@ -38,7 +38,7 @@ def _order(coid: str, **overrides) -> OrderRecord:
 
 def test_upgrade_ledger_fresh_file_reaches_head_and_matches_tables(url):
     upgrade_ledger(url)
-    assert ledger_revision(url) == "0002"
+    assert ledger_revision(url) == "0003"
     engine = ledger_engine(url)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -49,7 +49,7 @@ def test_upgrade_ledger_fresh_file_reaches_head_and_matches_tables(url):
 def test_upgrade_ledger_twice_is_a_no_op(url):
     upgrade_ledger(url)
     upgrade_ledger(url)
-    assert ledger_revision(url) == "0002"
+    assert ledger_revision(url) == "0003"
 
 
 def test_upgrade_ledger_from_first_revision_keeps_rows(url):
@@ -77,7 +77,7 @@ def test_upgrade_ledger_from_first_revision_keeps_rows(url):
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM halts")).scalar() == 0
     engine.dispose()
-    assert ledger_revision(url) == "0002"
+    assert ledger_revision(url) == "0003"
 
 
 def test_ledger_engine_sqlite_uses_wal_busy_timeout_and_foreign_keys(url):

@@ -362,7 +362,7 @@ def test_upgrade_ledger_racing_startups_all_succeed(tmp_path):
     for process in workers:
         process.join(timeout=60)
         assert process.exitcode == 0
-    assert revisions == ["0002", "0002", "0002"]
+    assert revisions == ["0003", "0003", "0003"]
 
 
 def test_read_risk_state_sees_in_flight_orders_and_writes_nothing(engine):
