@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import typer
 
-from deployments import cli_backtest, cli_exchange, cli_market, cli_tax, cli_weather
+from deployments import (
+    cli_backtest,
+    cli_exchange,
+    cli_market,
+    cli_news,
+    cli_ops,
+    cli_safety,
+    cli_tax,
+    cli_trade,
+    cli_weather,
+)
 
 app = typer.Typer(
     name="eventdesk",
@@ -23,22 +33,10 @@ cli_exchange.register(app)
 cli_weather.register(app)
 cli_tax.register(app)
 cli_backtest.register(app)
-
-
-@app.command()
-def up() -> None:
-    """Start the desk on embedded defaults (paper exchange, SQLite, local Prefect server)."""
-    from tasks.settings import load_settings
-
-    settings = load_settings()
-    typer.echo(f"eventdesk: environment={settings.env} exchange={settings.base_url}")
-    typer.echo(f"eventdesk: data directory {settings.resolved_data_dir}")
-    typer.echo(
-        "eventdesk up: the full stack (Prefect server + serve + paper exchange) is not yet built;"
-    )
-    typer.echo(
-        "             run `eventdesk exchange serve` to start the paper exchange on its own."
-    )
+cli_trade.register(app)
+cli_safety.register(app)
+cli_news.register(app)
+cli_ops.register(app)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ logs."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -41,6 +42,8 @@ DEFAULT_PREFECT_PORT = 4200
 DEFAULT_EXCHANGE_PORT = 8765
 DEFAULT_NWS_PORT = 8766
 DEFAULT_PAPER_BALANCE_DOLLARS = "10000.00"
+# our loggers whose records go to the run logs in the UI (PREFECT_LOGGING_EXTRA_LOGGERS)
+LIBRARY_LOGGERS = ("kalshi", "models", "tasks", "flows", "deployments")
 
 
 class StackError(RuntimeError):
@@ -86,6 +89,10 @@ class StackPaths:
         return self.data_dir / "stack.json"
 
     @property
+    def serve_ready_file(self) -> Path:
+        return self.data_dir / "serve-ready.json"
+
+    @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
 
@@ -112,6 +119,8 @@ class StackState:
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     """Return whether ``host:port`` can be bound right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as the servers do: a port held only by TIME_WAIT connections of a stopped stack is free
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -181,11 +190,42 @@ def _load_or_create_secrets(paths: StackPaths) -> dict[str, str]:
 
 
 def _ensure_paper_key(paths: StackPaths) -> str:
-    """Generate the paper account's RSA key and key id on first run; return the key id."""
-    from kalshi.signing import generate_private_key, private_key_pem, public_key_pem
+    """Generate the paper account's RSA key and key id on first run; return the key id.
 
-    if paths.private_key.exists() and paths.key_id_file.exists():
-        return paths.key_id_file.read_text().strip()
+    A half-present or unreadable key is refused (never silently replaced: the paper account's
+    positions belong to that key).
+    """
+    from kalshi.signing import (
+        KeyLoadError,
+        generate_private_key,
+        load_private_key,
+        private_key_pem,
+        public_key_pem,
+    )
+
+    present = {p: p.exists() for p in (paths.private_key, paths.public_key, paths.key_id_file)}
+    if all(present.values()):
+        try:
+            key_id = paths.key_id_file.read_text().strip()
+            load_private_key(paths.private_key)
+            paths.public_key.read_text()
+        except (OSError, KeyLoadError) as exc:
+            raise StackError(
+                f"the paper key in {paths.keys_dir} is unreadable ({exc}); fix its permissions "
+                f"or delete {paths.keys_dir} to create a new paper account"
+            ) from exc
+        if not key_id:
+            raise StackError(
+                f"{paths.key_id_file} is empty; restore it or delete {paths.keys_dir} to create a "
+                f"new paper account"
+            )
+        return key_id
+    if any(present.values()):
+        missing = ", ".join(str(p) for p, ok in present.items() if not ok)
+        raise StackError(
+            f"the paper key in {paths.keys_dir} is incomplete (missing {missing}); restore the "
+            f"files or delete {paths.keys_dir} to create a new paper account"
+        )
     key = generate_private_key()
     _write_secret_file(paths.private_key, private_key_pem(key))
     paths.public_key.write_bytes(public_key_pem(key))
@@ -323,7 +363,11 @@ class Stack:
 
     def stop(self) -> list[str]:
         self._save()
-        return stop_stack(self.paths)
+        stopped = stop_stack(self.paths)
+        for proc in self._procs.values():  # reap our own children (no zombies left)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        return stopped
 
     def __enter__(self) -> Stack:
         self.start()
@@ -374,6 +418,8 @@ class Stack:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
             "PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS": "120",
+            # the UI asks its API here; without it the UI calls the default port 4200
+            "PREFECT_SERVER_UI_API_URL": f"{prefect_url}/api",
         }
         prefect = self._spawn(
             "prefect",
@@ -417,6 +463,28 @@ class Stack:
         self.state.urls["exchange"] = f"{exchange_root}/trade-api/v2"
         self._save()
 
+        if self.offline:
+            self.state.urls["nws"] = f"http://127.0.0.1:{self.ports.nws}"
+        # serve imports Prefect and every flow (seconds) while the server migrates; it waits
+        # for the API itself, so it starts now
+        client_env = (
+            self._base_env()
+            | env_exports(self.paths, self.state)
+            | {
+                "PREFECT_HOME": str(self.paths.data_dir / "prefect-client"),
+                "PREFECT_LOGGING_EXTRA_LOGGERS": ",".join(LIBRARY_LOGGERS),
+                "PREFECT_LOGGING_SETTINGS_PATH": str(self._write_logging_config()),
+                "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+                # serve keeps the schedules of flows that need the internet inactive
+                "EVENTDESK_OFFLINE": "1" if self.offline else "0",
+            }
+        )
+        with contextlib.suppress(FileNotFoundError):
+            self.paths.serve_ready_file.unlink()
+        client_env["EVENTDESK_SERVE_READY_FILE"] = str(self.paths.serve_ready_file)
+        serve = self._spawn("serve", [self.python, "-m", "deployments.serve"], client_env)
+        self._save()
+
         _wait_http(
             f"{exchange_root}/trade-api/v2/exchange/status",
             timeout_s=60,
@@ -436,32 +504,123 @@ class Stack:
             name="Prefect server",
             log_path=self.paths.logs_dir / "prefect.log",
         )
+        self._wait_deployments(prefect_url, secret["api_auth_string"], serve)
 
-        client_env = (
-            self._base_env()
-            | env_exports(self.paths, self.state)
-            | {
-                "PREFECT_HOME": str(self.paths.data_dir / "prefect-client"),
-                "PREFECT_LOGGING_EXTRA_LOGGERS": "kalshi,models,tasks,flows",
-                "PREFECT_RUNNER_POLL_FREQUENCY": "2",
-            }
+    def _write_logging_config(self) -> Path:
+        """Prefect's logging config plus our library loggers at INFO (they reach the run logs)."""
+        import importlib.util
+
+        import yaml
+
+        spec = importlib.util.find_spec("prefect")  # locates the package without importing it
+        if spec is None or spec.origin is None:
+            raise StackError("Prefect is not installed in this environment; run `make install`")
+        default = Path(spec.origin).parent / "logging" / "logging.yml"
+        config = yaml.safe_load(default.read_text())
+        for name in LIBRARY_LOGGERS:
+            config["loggers"][name] = {"level": "INFO"}
+        config["loggers"]["httpx"] = {"level": "WARNING"}
+        path = self.paths.data_dir / "prefect-logging.yml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def _wait_deployments(
+        self, prefect_url: str, auth_string: str, serve: subprocess.Popen[bytes]
+    ) -> None:
+        """Wait until serve has registered every deployment (with its schedules) and is polling.
+
+        serve lists its deployments in ``serve_ready_file`` once they are registered (the
+        ``up`` process never imports the flows: that would double the start-up CPU).
+        """
+        log_path = self.paths.logs_dir / "serve.log"
+        deadline = time.monotonic() + 180
+        wanted: set[str] | None = None
+        token = base64.b64encode(auth_string.encode()).decode()
+        headers = {"Authorization": f"Basic {token}"}
+        seen: set[str] = set()
+        while time.monotonic() < deadline:
+            if serve.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+                raise StackError(
+                    f"serve exited with code {serve.returncode} while registering deployments; "
+                    f"last log lines ({log_path}):\n{tail}"
+                )
+            if wanted is None:
+                if not self.paths.serve_ready_file.exists():
+                    time.sleep(0.25)
+                    continue
+                wanted = set(json.loads(self.paths.serve_ready_file.read_text())["deployments"])
+            try:
+                resp = httpx.post(
+                    f"{prefect_url}/api/deployments/filter",
+                    json={"limit": 200},
+                    headers=headers,
+                    timeout=5.0,
+                )
+                resp.raise_for_status()
+                flows = {
+                    f["id"]: f["name"]
+                    for f in httpx.post(
+                        f"{prefect_url}/api/flows/filter",
+                        json={"limit": 200},
+                        headers=headers,
+                        timeout=5.0,
+                    ).json()
+                }
+                seen = {
+                    f"{flows.get(d['flow_id'], '?')}/{d['name']}"
+                    for d in resp.json()
+                    if d.get("status") == "READY"
+                }
+                if wanted <= seen:
+                    return
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(0.5)
+        raise StackError(
+            f"serve did not register {', '.join(sorted((wanted or {'its deployments'}) - seen))} "
+            f"within 180 s; see {log_path}"
         )
-        self._spawn("serve", [self.python, "-m", "deployments.serve"], client_env)
-        self._save()
 
     def _register_paper_key(self, exchange_root: str, key_id: str) -> None:
-        from deployments import cli_exchange
+        """Register and fund the paper key once: a key the exchange already knows is left alone.
 
-        register = getattr(cli_exchange, "register_key", None)
-        if register is None:
-            raise StackError("this build has no paper-exchange operator client (register_key)")
-        register(
-            exchange_root,
-            key_id,
-            self.paths.public_key.read_text(),
-            DEFAULT_PAPER_BALANCE_DOLLARS,
-            exist_ok=True,
-        )
+        The operator API's ``POST /operator/keys`` deposits again for a known account, so we first
+        ask an authenticated endpoint whether the key works (a second ``up`` must not mint money).
+        """
+        from kalshi.signing import KalshiAuth, load_private_key
+
+        key = load_private_key(self.paths.private_key)
+        balance_url = f"{exchange_root}/trade-api/v2/portfolio/balance"
+        try:
+            probe = httpx.get(balance_url, auth=KalshiAuth(key_id, key), timeout=10.0)
+            if probe.status_code == 200:
+                return
+            if probe.status_code != 401:
+                raise StackError(
+                    f"paper exchange answered {probe.status_code} to {balance_url}; see "
+                    f"{self.paths.logs_dir / 'exchange.log'}"
+                )
+            resp = httpx.post(
+                f"{exchange_root}/operator/keys",
+                json={
+                    "key_id": key_id,
+                    "public_key_pem": self.paths.public_key.read_text(),
+                    "balance": DEFAULT_PAPER_BALANCE_DOLLARS,
+                },
+                timeout=30.0,
+            )
+        except httpx.HTTPError as exc:
+            raise StackError(
+                f"cannot reach the paper exchange at {exchange_root} ({exc.__class__.__name__}); "
+                f"see {self.paths.logs_dir / 'exchange.log'}"
+            ) from exc
+        if resp.status_code != 201:
+            raise StackError(
+                f"paper exchange refused the paper key ({resp.status_code}: {resp.text[:300]}); "
+                f"delete {self.paths.keys_dir} to generate a new key"
+            )
+        log.info("registered paper key with a $%s balance", DEFAULT_PAPER_BALANCE_DOLLARS)
 
     def _start_nws_standin(self) -> None:
         nws_root = f"http://127.0.0.1:{self.ports.nws}"
@@ -470,7 +629,7 @@ class Stack:
             [
                 self.python,
                 "-m",
-                "tasks.nws_standin",
+                "deployments.nws_sim",
                 "--host",
                 "127.0.0.1",
                 "--port",

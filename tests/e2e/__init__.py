@@ -1,0 +1,1 @@
+"""End-to-end tests: a real desk driven through a real browser."""
