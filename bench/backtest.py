@@ -60,8 +60,10 @@ def replay(data_dir: Path) -> dict[str, float]:
     cpu = time.process_time()
     frame = _read(folder)
     read_s = time.perf_counter() - start
+    read_cpu = time.process_time() - cpu
     tape = tape_from_frame(frame)
     tape_s = time.perf_counter() - start - read_s
+    tape_cpu = time.process_time() - cpu - read_cpu
     by_event: dict[str, list[MarketRecord]] = {}
     for m in markets:
         by_event.setdefault(m.event_ticker, []).append(m)
@@ -74,11 +76,14 @@ def replay(data_dir: Path) -> dict[str, float]:
     decisions += [DecisionInput("bench-start", int(tape.ts_ms[0]), ()),
                   DecisionInput("bench-end", int(tape.ts_ms[-1]) + 1, ())]
     loop_start = time.perf_counter()
+    loop_cpu = time.process_time()
     result = run_backtest(tape, markets, decisions)
     loop_s = time.perf_counter() - loop_start
+    loop_cpu = time.process_time() - loop_cpu
     cpu = time.process_time() - cpu
     return {"events": result.events_replayed, "read_s": read_s, "tape_s": tape_s,
             "loop_s": loop_s, "replay_s": read_s + tape_s + loop_s, "replay_cpu_s": cpu,
+            "read_cpu_s": read_cpu, "tape_cpu_s": tape_cpu, "loop_cpu_s": loop_cpu,
             "decisions": len(decisions) - 2, "orders": len(result.orders),
             "fills": len(result.fills),
             "engine_fill_calls": result.engine_fills, "rows": len(frame),
@@ -104,8 +109,12 @@ def main() -> None:
            "ratio": round(figures["replay_s"] / bare_s, 2),
            "replay_cpu_s": round(figures["replay_cpu_s"], 3), "bare_cpu_s": round(bare_cpu_s, 3),
            "cpu_ratio": round(figures["replay_cpu_s"] / bare_cpu_s, 2),
+           "cpu_events_per_s": round(events / figures["replay_cpu_s"]),
            "read_s": round(figures["read_s"], 3), "tape_s": round(figures["tape_s"], 3),
-           "loop_s": round(figures["loop_s"], 3), "decisions": figures["decisions"],
+           "loop_s": round(figures["loop_s"], 3),
+           "read_cpu_s": round(figures["read_cpu_s"], 3),
+           "tape_cpu_s": round(figures["tape_cpu_s"], 3),
+           "loop_cpu_s": round(figures["loop_cpu_s"], 3), "decisions": figures["decisions"],
            "orders": figures["orders"],
            "fills": figures["fills"], "engine_fill_calls": figures["engine_fill_calls"],
            "rows": rows, "cash_matches_fills": figures["pnl_cents"] == figures["fill_pnl_cents"]}

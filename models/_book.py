@@ -3,27 +3,38 @@
 Invariant: a market's ``qty[leg][price]`` equals the summed ``remaining`` of the resting orders in
 ``levels[leg][price]``, and ``best[leg]`` is the highest price with a non-empty level (0: none).
 Leg 0 holds YES bids at the YES price; leg 1 holds NO bids at the NO price (an ask at p is a NO bid
-at 100 - p). Only ``models.matching`` uses these; snapshots leave it as frozen dataclasses.
+at 100 - p). A level never used is the shared, always-empty ``EMPTY_LEVEL`` until its first order
+arrives (``LevelBook.append`` is the only place that adds to a level), so listing a market costs
+two short lists rather than 202 deques. Only ``models.matching`` uses these; snapshots leave it as
+frozen dataclasses.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from models.fees import MAKER_RATE, TAKER_RATE, FeeAccumulator, FeeSchedule
 from models.money import Cents
 
-__all__ = ["YES", "NO", "LevelBook", "Ord", "OrderFees", "Pos", "Acct", "Group", "fee_terms"]
+__all__ = ["YES", "NO", "EMPTY_LEVEL", "LevelBook", "Ord", "OrderFees", "Pos", "Acct", "Group",
+           "fee_terms"]
 
 YES = 0
 NO = 1
 _LEVELS = 101
+# The stand-in for every price level that never held an order: shared and never appended to.
+EMPTY_LEVEL: deque[Ord] = deque()
 
 
+@lru_cache(maxsize=256)
 def fee_terms(schedule: FeeSchedule) -> tuple[int, int, int, int]:
-    """Return (taker_num, taker_den, maker_num, maker_den): fee centicents = num*C*x*(100-x)/den."""
+    """Return (taker_num, taker_den, maker_num, maker_den): fee centicents = num*C*x*(100-x)/den.
+
+    Cached per (frozen, hashable) schedule: every market of a series shares one computation.
+    """
     mult = Fraction(str(schedule.fee_multiplier))
     taker = TAKER_RATE * mult
     maker = MAKER_RATE * mult if schedule.charges_makers else Fraction(0)
@@ -111,13 +122,18 @@ class LevelBook:
 
     def __init__(self) -> None:
         self.levels: tuple[list[deque[Ord]], list[deque[Ord]]] = (
-            [deque() for _ in range(_LEVELS)], [deque() for _ in range(_LEVELS)])
+            [EMPTY_LEVEL] * _LEVELS, [EMPTY_LEVEL] * _LEVELS)
         self.qty: tuple[list[int], list[int]] = ([0] * _LEVELS, [0] * _LEVELS)
         self.best = [0, 0]
 
     def append(self, o: Ord) -> None:
         leg, price = o.leg, o.leg_price
-        self.levels[leg][price].append(o)
+        levels = self.levels[leg]
+        level = levels[price]
+        if level is EMPTY_LEVEL:
+            levels[price] = deque((o,))
+        else:
+            level.append(o)
         self.qty[leg][price] += o.remaining
         if price > self.best[leg]:
             self.best[leg] = price

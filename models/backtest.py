@@ -135,7 +135,9 @@ class Tape:
 
 def _ticker_rows(code: np.ndarray, n_tickers: int,
                  count: np.ndarray) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    order = np.argsort(code, kind="stable")
+    # the narrowest code type: numpy's stable sort is a radix sort for 16-bit keys (same order)
+    narrow = code.astype(np.int16) if n_tickers <= np.iinfo(np.int16).max else code
+    order = np.argsort(narrow, kind="stable")
     bounds = np.searchsorted(code[order], np.arange(n_tickers + 1))
     rows = tuple(order[bounds[c]:bounds[c + 1]] for c in range(n_tickers))
     total = np.concatenate(([0], np.cumsum(count[order])))
@@ -143,7 +145,44 @@ def _ticker_rows(code: np.ndarray, n_tickers: int,
     return rows, cum
 
 
-def build_tape(trade_id: Sequence[str] | pd.Series, ticker: Sequence[str] | pd.Series,
+_FOLD = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _repeated_ids(ids: pd.Series | np.ndarray) -> np.ndarray:
+    # True for every row whose trade id already occurred in an earlier row (the first copy is
+    # kept). Fixed-width byte ids (``dtype S<n>``) are first screened by a 64-bit fold of their
+    # bytes: equal ids fold equally, so rows whose fold is unique cannot repeat, and only rows
+    # sharing a fold (true repeats plus rare fold collisions) get the exact check, in row order.
+    if not isinstance(ids, np.ndarray):
+        return np.asarray(ids.duplicated(keep="first").to_numpy(), dtype=bool)
+    n = int(ids.shape[0])
+    width = ids.dtype.itemsize
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    raw = np.ascontiguousarray(ids).view(np.uint8).reshape(n, width)
+    padded = np.zeros((n, -(-width // 8) * 8), dtype=np.uint8)
+    padded[:, :width] = raw
+    words = padded.view(np.uint64)
+    key = words[:, 0].copy()
+    for k in range(1, words.shape[1]):
+        key *= _FOLD  # wraps modulo 2**64 (array arithmetic does not warn)
+        key += words[:, k]
+    ordered = np.sort(key)
+    if not (ordered[1:] == ordered[:-1]).any():
+        return out
+    shared = np.flatnonzero(pd.Series(key).duplicated(keep=False).to_numpy())
+    out[shared] = pd.Series(ids[shared], dtype=object).duplicated(keep="first").to_numpy()
+    return out
+
+
+def _id_text(ids: pd.Series | np.ndarray, i: int) -> str:
+    value = ids[i] if isinstance(ids, np.ndarray) else ids.iat[i]
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def build_tape(trade_id: Sequence[str] | pd.Series | np.ndarray,
+               ticker: Sequence[str] | pd.Series,
                ts_ms: Sequence[int] | np.ndarray,
                yes_price: Sequence[int] | np.ndarray, count: Sequence[int] | np.ndarray,
                taker_side: Sequence[str] | pd.Series, *, gap_ms: int = 6 * 3_600_000,
@@ -162,9 +201,14 @@ def build_tape(trade_id: Sequence[str] | pd.Series, ticker: Sequence[str] | pd.S
                       ("count", count), ("taker_side", taker_side)):
         if len(col) != n:
             raise ValueError(f"build_tape: column {name} has {len(col)} rows, trade_id has {n}")
-    # pandas Series stay as they are (Arrow strings hash fast); anything else becomes object
-    ids = trade_id if isinstance(trade_id, pd.Series) else pd.Series(
-        np.asarray(trade_id, dtype=object), dtype=object)
+    # pandas Series and fixed-width byte arrays (``tasks.backtest`` passes Parquet ids as
+    # ``S<n>`` without copying) stay as they are; anything else becomes an object Series
+    ids: pd.Series | np.ndarray
+    if isinstance(trade_id, pd.Series) or (isinstance(trade_id, np.ndarray)
+                                           and trade_id.dtype.kind == "S"):
+        ids = trade_id
+    else:
+        ids = pd.Series(np.asarray(trade_id, dtype=object), dtype=object)
     ts = np.asarray(ts_ms, dtype=np.int64)
     price = np.asarray(yes_price, dtype=np.int64)
     cnt = np.asarray(count, dtype=np.int64)
@@ -176,20 +220,20 @@ def build_tape(trade_id: Sequence[str] | pd.Series, ticker: Sequence[str] | pd.S
     valid = (cnt >= 1) & (price >= 1) & (price <= 99) & (taker_yes | taker_no)
     bad = np.flatnonzero(~valid)
     if bad.size:
-        examples = ", ".join(f"{ids.iat[i]} (count={cnt[i]}, yes_price={price[i]}, "
+        examples = ", ".join(f"{_id_text(ids, i)} (count={cnt[i]}, yes_price={price[i]}, "
                              f"taker_side={side.iat[i]!r})" for i in bad[:max_examples])
         issues.append(Issue("invalid_trade", int(bad.size), f"excluded, e.g. {examples}"))
-    repeated = ids.duplicated(keep="first").to_numpy()
+    repeated = _repeated_ids(ids)
     dup = np.flatnonzero(repeated & valid)
     if dup.size:
-        examples = ", ".join(str(ids.iat[i]) for i in dup[:max_examples])
+        examples = ", ".join(_id_text(ids, i) for i in dup[:max_examples])
         issues.append(Issue("duplicate_trade", int(dup.size),
                             f"repeated trade_id excluded (first copy kept), e.g. {examples}"))
     idx = np.flatnonzero(valid & ~repeated)
     ts_k = ts[idx]
     back = np.flatnonzero(np.diff(ts_k) < 0) + 1
     if back.size:
-        examples = ", ".join(str(ids.iat[idx[i]]) for i in back[:max_examples])
+        examples = ", ".join(_id_text(ids, idx[i]) for i in back[:max_examples])
         issues.append(Issue("unsorted_trade", int(back.size),
                             f"trades earlier than their predecessor, re-ordered by time, "
                             f"e.g. {examples}"))

@@ -89,12 +89,37 @@ def read_trades(paths: Sequence[Path]) -> pd.DataFrame:
     return pa.concat_tables(tables).to_pandas()
 
 
+def _fixed_width_ids(ids: pd.Series) -> pd.Series | np.ndarray:
+    # Trade ids of one length (Kalshi's are UUIDs) as a numpy ``S<n>`` view of the Arrow bytes,
+    # which ``build_tape`` screens for repeats without hashing 1.5 M Python strings; ids of
+    # mixed lengths, with nulls or not strings stay a Series (the exact pandas check).
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(ids) < 2:
+        return ids
+    try:
+        converted = pa.array(ids)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return ids
+    arr = converted if isinstance(converted, pa.ChunkedArray) else pa.chunked_array([converted])
+    if arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return ids
+    lengths = pc.min_max(pc.binary_length(arr))
+    width = lengths["min"].as_py()
+    if not width or width != lengths["max"].as_py():
+        return ids
+    fixed = arr.combine_chunks().cast(pa.binary(width))
+    return np.frombuffer(fixed.buffers()[1], dtype=f"S{width}", count=len(fixed),
+                         offset=fixed.offset * width)
+
+
 def tape_from_frame(frame: pd.DataFrame) -> Tape:
     """Validate a trades frame (``TRADE_COLUMNS``) into a ``Tape``."""
     ts = frame["created_time"]
     ts_ms = (ts.dt.tz_convert("UTC").dt.as_unit("ms").astype("int64").to_numpy()
              if len(frame) else np.array([], dtype=np.int64))
-    return build_tape(frame["trade_id"], frame["ticker"], ts_ms,
+    return build_tape(_fixed_width_ids(frame["trade_id"]), frame["ticker"], ts_ms,
                       frame["yes_price"].to_numpy(), frame["count"].to_numpy(),
                       frame["taker_side"])
 
