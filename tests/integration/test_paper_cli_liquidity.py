@@ -162,6 +162,7 @@ def test_cli_serve_replay_missing_data_dir_exits_with_reason(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVENTDESK_DATA_DIR", str(tmp_path))
     result = runner.invoke(app, ["exchange", "serve", "--port", "0", "--liquidity", "replay",
+                                 "--db", str(tmp_path / "paper.sqlite"),
                                  "--data-dir", str(tmp_path / "nope"), "--event-ticker", "KXX"])
     assert result.exit_code == 2
     assert "data_dir" in result.stderr
