@@ -12,6 +12,9 @@ Invariants:
 - Every resting order carries ``expiration_time`` = decision time + ``order_ttl_s``, so the orders
   of a dead process expire at the exchange.
 - Cancels are always allowed (also while halted); nothing here knows which venue it talks to.
+- A fill the ledger cannot book (an order it does not know, in a market it holds nothing in)
+  never stops the cycle: it is recorded as drift (an ``input`` risk event and a ``drift:`` halt,
+  deduplicated) so new exposure stops until the reconciler imports it and a human resumes.
 
 Order changes map onto Kalshi's V2 endpoints: Place -> batch create; Cancel -> batch cancel;
 Decrease (same price, smaller) -> decrease (keeps queue priority, adds no exposure); Amend (new
@@ -30,6 +33,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from typing import Final
 
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
@@ -67,6 +71,7 @@ from tasks.ledger_store import (
 
 __all__ = [
     "BATCH_SIZE",
+    "DRIFT_HALT_PREFIX",
     "MAX_REVISIONS",
     "ExchangeSnapshot",
     "GatewayReport",
@@ -83,6 +88,7 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE: Final = 20  # Kalshi's batch endpoints take at most 20 orders per call
 MAX_REVISIONS: Final = 8  # replacements of one (market, side) within one decision slot
+DRIFT_HALT_PREFIX: Final = "drift:"  # halts set for fills the ledger could not book
 _EXCHANGE_STATUS: Final = {"resting": "resting", "executed": "executed", "canceled": "canceled"}
 
 
@@ -202,10 +208,13 @@ def _resolve(engine: Engine, row: OrderRecord, found: Order | None, *, as_of: da
 
 
 def book_fills(client: KalshiClient, engine: Engine, *, as_of: datetime,
-               owners: dict[str, str] | None = None) -> int:
+               owners: dict[str, str] | None = None,
+               webhook: SecretStr | str | None = None) -> int:
     """Book every exchange fill the ledger lacks (idempotent); return how many were new.
 
     `owners` maps exchange order ids to client order ids (read from the exchange if omitted).
+    A fill the ledger refuses is recorded as drift (risk event + deduplicated ``drift:`` halt,
+    alerted to `webhook`) for the reconciler; the other fills are still booked.
     """
     with read_session(engine) as session:
         seen = set(session.exec(select(LedgerFill.exchange_fill_id)))
@@ -218,13 +227,25 @@ def book_fills(client: KalshiClient, engine: Engine, *, as_of: datetime,
         try:
             booked += record_fill(engine, report)
         except LedgerError as exc:  # e.g. a fill of an order placed outside eventdesk
-            record_skip(engine, fill.ticker, f"fill {fill.fill_id} not booked: {exc}",
-                        as_of=as_of)
+            _record_fill_drift(engine, fill, exc, as_of=as_of, webhook=webhook)
     return booked
 
 
+def _record_fill_drift(engine: Engine, fill: Fill, exc: LedgerError, *, as_of: datetime,
+                       webhook: SecretStr | str | None) -> None:
+    # the exchange holds exposure the ledger does not: record it, and halt new exposure until
+    # the reconciler has imported it (it books unknown-order fills with their event)
+    from tasks.safety import halt_trading  # tasks.safety imports the client factory
+
+    text = f"fill {fill.fill_id} ({fill.ticker}, order {fill.order_id}) not booked: {exc}"
+    record_skip(engine, fill.ticker, text[:500], as_of=as_of)
+    halt_trading(engine, f"{DRIFT_HALT_PREFIX} {text}; run reconcile"[:500], set_by="gateway",
+                 as_of=as_of, webhook=webhook, dedupe_prefix=DRIFT_HALT_PREFIX)
+
+
 def sync_exchange(client: KalshiClient, engine: Engine, *, as_of: datetime,
-                  resolve_after_s: float | None = 30.0) -> ExchangeSnapshot:
+                  resolve_after_s: float | None = 30.0,
+                  webhook: SecretStr | str | None = None) -> ExchangeSnapshot:
     """Book every exchange fill, resolve unresolved intents by key, and return our orders.
 
     Intents younger than `resolve_after_s` (None: all) are left alone when the exchange does not
@@ -234,7 +255,8 @@ def sync_exchange(client: KalshiClient, engine: Engine, *, as_of: datetime,
     by_id = {o.order_id: o for o in orders}
     by_cid = {o.client_order_id: o for o in orders if o.client_order_id}
     booked = book_fills(client, engine, as_of=as_of,
-                        owners={o.order_id: o.client_order_id for o in orders})
+                        owners={o.order_id: o.client_order_id for o in orders},
+                        webhook=webhook)
     resolved: list[str] = []
     cutoff_ms = (None if resolve_after_s is None
                  else ms_from_datetime(as_of - timedelta(seconds=resolve_after_s)))

@@ -3,11 +3,16 @@
 Invariant: a client that needs a key is never built without one; a missing or unreadable key fails
 fast with a message naming the setting to fix (never the key itself). Prod, demo and paper differ
 only in base URL and key.
+
+Given a ledger engine, the synchronous client sends through ``tasks.safety.RecordingTransport``,
+so every call's outcome (trading's too) feeds the guard's error-rate breaker; without one no
+database is touched. A failure to record is raised, never swallowed.
 """
 
 from __future__ import annotations
 
 from pydantic import SecretStr
+from sqlalchemy import Engine
 
 from kalshi.client import AsyncKalshiClient, KalshiClient
 from kalshi.ratelimit import RateLimiter
@@ -49,11 +54,21 @@ def kalshi_auth(settings: Settings, *, required: bool = True) -> KalshiAuth | No
     return KalshiAuth(key_id, key)
 
 
-def kalshi_client(settings: Settings, *, require_auth: bool = True) -> KalshiClient:
-    """Return a synchronous client for the configured exchange (close it, or use ``with``)."""
+def kalshi_client(settings: Settings, *, require_auth: bool = True,
+                  ledger: Engine | None = None) -> KalshiClient:
+    """Return a synchronous client for the configured exchange (close it, or use ``with``).
+
+    With `ledger`, every call's outcome is recorded there (the guard's error-rate input).
+    """
+    transport = None
+    if ledger is not None:
+        from tasks.safety import RecordingTransport  # tasks.safety imports this module
+
+        transport = RecordingTransport(ledger)
     return KalshiClient(
         settings.base_url,
         kalshi_auth(settings, required=require_auth),
+        transport=transport,
         timeout=settings.kalshi_timeout_s,
         limiter=RateLimiter(settings.kalshi_tier),
         max_retries=settings.kalshi_max_retries,

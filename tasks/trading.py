@@ -8,6 +8,10 @@ Invariants:
 - Every priced market gets one ``decisions`` row (including "none"), and every order links to it.
 - All exchange traffic goes through ``tasks.gateway``; clients and sessions are built inside the
   tasks from ``Settings`` (task arguments and results are plain frozen values).
+- Equity is the guard's definition (``tasks.safety.ExchangeState.equity_cents``: cash + resting
+  collateral + positions at market), so whichever runs first records the same start of day.
+- A successful market-data read records heartbeat ``feed:market-data``; a forecast read with at
+  least one usable forecast records ``feed:forecast`` (the feed breakers' inputs).
 
 The probability model (``MODEL_VERSION``): the NWS gridpoint ``maxTemperature`` of the climate
 day is the mean of a normal predictive distribution of the CLI high whose spread grows with the
@@ -61,9 +65,12 @@ from tasks.gateway import (
 from tasks.kalshi_client import kalshi_client
 from tasks.ledger_store import read_risk_state, record_heartbeat
 from tasks.nws import NwsError, nws_client
+from tasks.safety import read_exchange_state
 from tasks.settings import Settings, load_settings
 
 __all__ = [
+    "FEED_FORECAST",
+    "FEED_MARKET_DATA",
     "MODEL_VERSION",
     "WEATHER_SERIES",
     "CycleOrders",
@@ -89,6 +96,8 @@ log = logging.getLogger(__name__)
 MODEL_VERSION: Final = "nws-grid-max-normal-v0"
 WEATHER_SERIES: Final = ("KXHIGHNY", "KXHIGHCHI", "KXHIGHMIA", "KXHIGHAUS", "KXHIGHLAX",
                          "KXHIGHDEN", "KXHIGHPHIL")
+FEED_MARKET_DATA: Final = "feed:market-data"
+FEED_FORECAST: Final = "feed:forecast"
 BOOK_CHUNK: Final = 100  # GET /markets/orderbooks takes at most 100 tickers
 
 
@@ -221,9 +230,9 @@ def sync_orders(as_of: datetime, resolve_after_s: float = 30.0) -> SyncResult:
     settings = load_settings()
     engine = ledger(settings)
     with _client(settings) as client:
-        snapshot = sync_exchange(client, engine, as_of=as_of, resolve_after_s=resolve_after_s)
-        balance = client.get_balance()
-    equity = balance.balance_cents + (balance.portfolio_value_cents or 0)
+        snapshot = sync_exchange(client, engine, as_of=as_of, resolve_after_s=resolve_after_s,
+                                 webhook=settings.alert_webhook_url)
+        equity = read_exchange_state(client).equity_cents  # the guard's equity, not a copy
     return SyncResult(equity, snapshot.fills_booked, snapshot.resolved, snapshot.resting,
                       tuple(o.client_order_id for o in snapshot.orders if o.client_order_id))
 
@@ -262,6 +271,7 @@ def fetch_weather_markets(series: Sequence[str], as_of: datetime,
     markets: list[tuple[Market, Series, date, Bracket]] = []
     skips: list[Skip] = []
     now_ms = ms_from_datetime(as_of)
+    series_read = 0
     with _client(settings) as client:
         for ticker in series:
             try:
@@ -269,6 +279,7 @@ def fetch_weather_markets(series: Sequence[str], as_of: datetime,
             except KalshiError as exc:
                 skips.append(Skip("", ticker, f"series {ticker}: {type(exc).__name__}: {exc}"))
                 continue
+            series_read += 1
             alarm = check_series(_series_doc(info))
             if alarm is not None:
                 skips.append(Skip("", ticker, alarm.reason))
@@ -292,6 +303,9 @@ def fetch_weather_markets(series: Sequence[str], as_of: datetime,
             bracket.hi, bid, ask, int(market.volume_24h), ms_from_datetime(market.close_time)))
     for skip in skips:
         record_skip(engine, skip.market_ticker or skip.event_ticker, skip.reason, as_of=as_of)
+    if series_read:  # series, events and books were read: the market-data feed is alive
+        record_heartbeat(engine, FEED_MARKET_DATA, as_of=as_of,
+                         detail=f"{series_read}/{len(series)} series, {len(out)} markets")
     return tuple(out), tuple(skips)
 
 
@@ -358,6 +372,10 @@ def fetch_forecasts(wanted: Sequence[tuple[str, date]], as_of: datetime) -> tupl
                     out.append(Forecast(series, day, None, None, f"forecast: {exc}"))
                     continue
                 out.append(Forecast(series, day, high, ms_from_datetime(grid.update_time), None))
+    usable = [f for f in out if f.max_f is not None]
+    if usable:  # at least one fresh forecast parsed: the forecast feed is alive
+        record_heartbeat(ledger(settings), FEED_FORECAST, as_of=as_of,
+                         detail=f"{len(usable)}/{len(out)} forecasts")
     return tuple(out)
 
 
@@ -512,7 +530,8 @@ def place_orders(cycle: CycleOrders, sync: SyncResult, as_of: datetime, strategy
     with _client(settings) as client:
         # re-read what rests now: a retry or a slow cycle must not diff against a stale view
         snapshot: ExchangeSnapshot = sync_exchange(client, engine, as_of=as_of,
-                                                   resolve_after_s=None)
+                                                   resolve_after_s=None,
+                                                   webhook=settings.alert_webhook_url)
         report = apply_orders(
             client, engine, cycle.wants, managed_tickers=cycle.managed, snapshot=snapshot,
             strategy=strategy, slot=decision_slot(as_of, interval_s), as_of=as_of,

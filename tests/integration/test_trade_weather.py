@@ -287,3 +287,46 @@ def test_gateway_market_closing_mid_cycle_rejected_recorded_others_placed(
         rows = {r.market_ticker: r for r in session.exec(select(OrderRecord))}
     assert rows[tickers[0]].status == "rejected"
     assert rows[tickers[0]].detail == status[tickers[0]].detail
+
+
+def test_trading_tasks_use_guard_equity_and_record_feed_heartbeats(
+        venue: Venue, settings_env: str) -> None:
+    from tasks.safety import heartbeat_times, read_exchange_state
+    from tasks.trading import fetch_forecasts, fetch_weather_markets, sync_orders
+
+    as_of = datetime.now(UTC)
+    with venue.client() as client:  # money held by a resting order must count as equity
+        market = next(m for m in client.iter_markets(series_ticker="KXHIGHNY", status="open")
+                      if m.close_time > as_of)
+        book = client.get_orderbooks([market.ticker])[market.ticker]
+        bid = max((int(level.price * 100) for level in book.yes), default=1)  # joins, no cross
+        client.place_order(market.ticker, "bid", 10, bid, client_order_id="outside-resting-1")
+
+    sync = sync_orders.fn(as_of, 30.0)
+
+    with venue.client() as client:
+        guard_equity = read_exchange_state(client).equity_cents
+        balance = client.get_balance()
+        held = sum(int(o.remaining_contracts) * o.yes_price_cents
+                   for o in client.iter_orders(status="resting"))
+    assert held > 0
+    assert sync.equity_cents == guard_equity
+    assert sync.equity_cents == (balance.balance_cents + (balance.portfolio_value_cents or 0)
+                                 + held)
+    engine = ledger()
+    feeds = ("feed:market-data", "feed:forecast")
+    assert heartbeat_times(engine, feeds) == {"feed:market-data": None, "feed:forecast": None}
+
+    venue.nws.stale.update(SERIES)  # every forecast stale: the forecast feed is not alive
+    markets, _ = fetch_weather_markets.fn(["KXHIGHNY"], as_of, sync.resting)
+    wanted = sorted({(m.series_ticker, m.day) for m in markets})
+    assert all(f.max_f is None for f in fetch_forecasts.fn(wanted, as_of))
+    beats = heartbeat_times(engine, feeds)
+    assert beats["feed:market-data"] == as_of.replace(microsecond=as_of.microsecond // 1000 * 1000)
+    assert beats["feed:forecast"] is None
+    venue.nws.stale.clear()
+
+    later = as_of + timedelta(seconds=5)
+    assert any(f.max_f is not None for f in fetch_forecasts.fn(wanted, later))
+    assert heartbeat_times(engine, feeds)["feed:forecast"] == later.replace(
+        microsecond=later.microsecond // 1000 * 1000)

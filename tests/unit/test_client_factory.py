@@ -84,3 +84,27 @@ def test_async_kalshi_client_builds_from_settings(tmp_path, pem):
     path.write_bytes(pem)
     client = async_kalshi_client(_settings(kalshi_key_id="abc", kalshi_private_key_path=path))
     assert repr(client).startswith("AsyncKalshiClient(base_url='https://external-api.demo")
+
+
+def test_kalshi_client_with_ledger_records_each_call_outcome_for_guard(tmp_path):
+    from datetime import UTC, datetime
+
+    from kalshi.errors import NetworkError
+    from tasks.db import ledger_engine, upgrade_ledger
+    from tasks.safety import api_call_counts
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    upgrade_ledger(url)
+    engine = ledger_engine(url)
+    settings = _settings(kalshi_base_url="http://127.0.0.1:1/trade-api/v2", kalshi_max_retries=0)
+    try:
+        with kalshi_client(settings, require_auth=False, ledger=engine) as client, \
+                pytest.raises(NetworkError):
+            client.get_series("KXHIGHNY")  # nothing listens on port 1: no response
+        counts = api_call_counts(engine, now=datetime.now(UTC), window_s=600)
+        assert (counts.calls, counts.errors) == (1, 1)
+        with kalshi_client(settings, require_auth=False) as client, pytest.raises(NetworkError):
+            client.get_series("KXHIGHNY")  # no ledger given: nothing recorded anywhere
+        assert api_call_counts(engine, now=datetime.now(UTC), window_s=600) == counts
+    finally:
+        engine.dispose()

@@ -189,3 +189,46 @@ def test_apply_orders_same_slot_rerun_after_fill_places_nothing(engine) -> None:
     assert venue.creates == 1
     assert [o.status for o in report.outcomes] == ["skipped"]
     assert "already reached the exchange" in report.outcomes[0].detail
+
+
+class _FillVenue(_Venue):
+    """A venue that also reports fills (e.g. of an order placed outside eventdesk)."""
+
+    def __init__(self, fills: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.fills = fills
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/portfolio/fills"):
+            return httpx.Response(200, json={"fills": self.fills, "cursor": ""})
+        return super().handler(request)
+
+
+def test_sync_exchange_unknown_order_fill_new_market_records_drift_halts_and_goes_on(
+        engine) -> None:
+    from tasks.ledger_store import active_halts, read_risk_state
+
+    other = "KXHIGHCHI-26NOV22-B40.5"
+    venue = _FillVenue([_fill(fill_id="f-out", order_id="o-outside", ticker=other),
+                        _fill(fill_id="f-out2", order_id="o-outside2", ticker=other)])
+    client = KalshiClient("https://venue.test/trade-api/v2",
+                          transport=httpx.MockTransport(venue.handler))
+
+    snapshot = sync_exchange(client, engine, as_of=AS_OF)  # must not raise
+    again = sync_exchange(client, engine, as_of=AS_OF)
+
+    assert snapshot.fills_booked == 0
+    assert again.fills_booked == 0
+    halts = active_halts(engine)
+    assert len(halts) == 1  # one drift halt, not one per fill or per cycle
+    assert "drift:" in halts[0]
+    assert "f-out" in halts[0]
+    assert other in halts[0]
+    state = read_risk_state(engine, equity_cents=1_000_000, as_of=AS_OF)
+    assert state.halts
+    want = Want(_order(TICKER, "yes", 41, 3), "KXHIGHNY-26NOV22", "weather", 1000, None)
+    report = apply_orders(client, engine, [want], managed_tickers=[TICKER], snapshot=snapshot,
+                          strategy="unit", slot="2026-11-22T14:00:00Z/600s", as_of=AS_OF,
+                          equity_cents=1_000_000, limits=RiskLimits(), ttl_s=900)
+    assert venue.creates == 0  # the cycle carried on, but added no exposure while halted
+    assert [o.status for o in report.outcomes] == ["rejected"]
