@@ -248,7 +248,7 @@ def test_drills_two_runs_racing_for_one_limit_never_exceed_it(
     env = {**ledger_env, "EVENTDESK_CAPITAL_ALLOCATION": "0.02"}  # a $200 desk: $10 per event
     go = tmp_path / "go"
     racers = [_worker(env, "race-a", go), _worker(env, "race-b", go)]
-    deadline = time.monotonic() + 120  # both imported and waiting at the barrier
+    deadline = time.monotonic() + 120  # both decided and waiting at the gateway barrier
     while not all(Path(f"{go}.ready-{s}").exists() for s in ("race-a", "race-b")):
         assert time.monotonic() < deadline, "racers never reached the barrier"
         assert all(p.poll() is None for p in racers), "a racer died before the barrier"

@@ -185,6 +185,14 @@ def _watcher(engine: Engine, client: KalshiClient, sources=(), **config) -> News
                        config=WatcherConfig(**config))
 
 
+def _wait_hits(script, path: str, target: int, timeout_s: float = 60.0) -> None:
+    # polls happen on the watcher's clock; on a loaded machine they can lag, so wait for them
+    deadline = time.monotonic() + timeout_s
+    while script.hits[path] < target:
+        assert time.monotonic() < deadline, f"polled {script.hits[path]} times, not {target}"
+        time.sleep(0.05)
+
+
 def test_watcher_polled_flood_thread_orders_once_update_replaces_cancel_removes(
         feeds, engine, client, paper_exchange, fixtures_dir) -> None:
     # Arrange: a KXRAINNYC market with a two-sided book and a 50% model probability
@@ -202,9 +210,7 @@ def test_watcher_polled_flood_thread_orders_once_update_replaces_cancel_removes(
 
     # Act 1: the alert is polled (several times: duplicates and 304s)
     with watcher.running():
-        deadline = time.monotonic() + 10
-        while script.hits[path] < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_hits(script, path, 4)
         assert watcher.wait_idle(10)
         first_orders = _orders(engine)
         first_actions = [a.outcome for a in _actions(engine)]
@@ -219,8 +225,7 @@ def test_watcher_polled_flood_thread_orders_once_update_replaces_cancel_removes(
                                               "sent": "2026-07-14T04:00:00-04:00"}])
         script.set(path, json.dumps({**flood, "features": [feature, upd]}).encode(), GEOJSON)
         hits = script.hits[path]
-        while script.hits[path] < hits + 3 and time.monotonic() < deadline + 10:
-            time.sleep(0.05)
+        _wait_hits(script, path, hits + 3)
         assert watcher.wait_idle(10)
         after_update = _orders(engine)
         update_actions = [a.outcome for a in _actions(engine)][len(first_actions):]
@@ -231,8 +236,7 @@ def test_watcher_polled_flood_thread_orders_once_update_replaces_cancel_removes(
         script.set(path, json.dumps({**flood, "features": [feature, upd, cancel]}).encode(),
                    GEOJSON)
         hits = script.hits[path]
-        while script.hits[path] < hits + 3 and time.monotonic() < deadline + 20:
-            time.sleep(0.05)
+        _wait_hits(script, path, hits + 3)
         assert watcher.wait_idle(10)
 
     # Assert: one take from the alert, none from its duplicates; the update re-priced once with
