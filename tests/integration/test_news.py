@@ -19,6 +19,7 @@ from sqlmodel import col, select
 
 from kalshi.client import KalshiClient
 from kalshi.paper.server import serve_in_thread
+from kalshi.signing import KalshiAuth, generate_private_key
 from models.ledger import Decision, NewsAction, NewsFeedState, NewsItemRecord, OrderRecord
 from models.news import parse_alerts
 from models.news_rules import load_rules
@@ -33,7 +34,7 @@ from tests.integration._news_helpers import (
     make_book,
     seed_model,
 )
-from tests.integration.conftest import PaperExchangeHandle, http
+from tests.integration.conftest import PaperExchangeHandle, http, register_key
 
 _ids = itertools.count(1)
 GEOJSON = "application/geo+json"
@@ -175,7 +176,12 @@ def _rain_market(paper: PaperExchangeHandle, *, both_sides: bool = True) -> Rain
 
 @pytest.fixture
 def client(paper_exchange: PaperExchangeHandle) -> Iterator[KalshiClient]:
-    with KalshiClient(paper_exchange.base_url, paper_exchange.auth(), timeout=10) as c:
+    # a fresh account per test: fills of other tests on the shared session exchange would be
+    # (rightly) unknown to this test's ledger and halt trading as drift
+    key = generate_private_key()
+    key_id = f"news-{next(_ids)}-{time.monotonic_ns()}"
+    register_key(paper_exchange.operator_url, key_id, key)
+    with KalshiClient(paper_exchange.base_url, KalshiAuth(key_id, key), timeout=10) as c:
         yield c
 
 
