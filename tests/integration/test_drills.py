@@ -254,9 +254,11 @@ def test_drills_two_runs_racing_for_one_limit_never_exceed_it(
         assert all(p.poll() is None for p in racers), "a racer died before the barrier"
         time.sleep(0.05)
     go.touch()
+    attempts = []
     for proc in racers:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err[-2000:]
+        attempts.append(int(out.split("changes ", 1)[1].split()[0]))
     with read_session(ledger()) as session:
         start = session.exec(select(DailyEquity)).first()
         rows = list(session.exec(select(OrderRecord)))
@@ -268,7 +270,10 @@ def test_drills_two_runs_racing_for_one_limit_never_exceed_it(
         if row.status in ACTIVE_ORDER_STATUSES:
             exposure[row.event_ticker] += (row.count - row.filled_count) * row.price_cents
         exposure[row.event_ticker] += row.filled_count * row.price_cents
-    assert {r.strategy for r in rows} == {"race-a", "race-b"}  # both runs traded
+    # both runs sent order changes through the gateway (placed or rejected by the gate): a race,
+    # not one run after the other; which one wins each event's headroom is up to the scheduler
+    assert all(n > 0 for n in attempts), attempts
+    assert {r.strategy for r in rows} <= {"race-a", "race-b"}
     assert max(exposure.values()) <= limit, (exposure, limit)
     assert any(r.limit_name in ("contract", "category", "capital") for r in rejections)
     _assert_no_duplicates(venue)
