@@ -1,7 +1,8 @@
 """`eventdesk tax export`: the year's Form 8949 CSV, summary and reconciliation from the ledger.
 
 Invariant: stdout's last line is always one JSON object (``rows``, ``net_gain_cents``,
-``ledger_realized_cents``, ``ties_out``; ``error`` instead when the export was refused), and a
+``ledger_realized_cents``, ``continuing_gains_cents``, ``cash_change_cents``, ``open_lots``,
+``ties_out``; ``error`` instead when the export was refused), and a
 refused export leaves no file behind. Runs the same functions as the ``export-tax-year`` flow,
 directly (no Prefect server needed); ``eventdesk run export-tax-year`` records it as a flow run.
 """

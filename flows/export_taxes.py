@@ -72,9 +72,12 @@ def export_tax_year(
 
 def yearly_deployment(env: str) -> RunnerDeployment:
     """The ``export-tax-year-<env>`` deployment: last year's export every January 2, 06:00 UTC."""
-    return export_tax_year.to_deployment(
+    deployment = export_tax_year.to_deployment(
         name=f"export-tax-year-{env}",
         schedules=[Cron(YEARLY_CRON, timezone="UTC")],
         parameters={"method": "fifo", "format": "csv"},
         description="Form 8949 CSV, summary and reconciliation of the previous UTC year.",
     )
+    if not isinstance(deployment, RunnerDeployment):  # called from async code: a coroutine
+        raise TypeError("yearly_deployment: call it outside an event loop")
+    return deployment

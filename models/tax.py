@@ -19,6 +19,7 @@ is split across lots by contracts with the largest-remainder rule, so the parts 
 when a lot is partly disposed, its opening fee is shared in proportion to the contracts (rounding
 half up, the remainder staying with the lot), so a lot's fee parts also sum to its fee.
 Dates are UTC; a disposal belongs to the tax year of its UTC date.
+The reconciliation of a year's lots with the ledger's books is in ``models.tax_reconcile``.
 """
 
 from __future__ import annotations
@@ -49,10 +50,7 @@ __all__ = [
     "report_for_year",
     "year_bounds",
     "series_from_ticker",
-    "LedgerMarket",
-    "Reconciliation",
-    "reconcile",
-    "settlement_positions",
+    "ordered_events",
 ]
 
 Method = Literal["fifo", "specific"]
@@ -323,10 +321,11 @@ class _Market:
     position: int = 0  # signed YES contracts held: always the signed sum of the open lots
 
 
-def _events(
+def ordered_events(
     fills: Sequence[TaxFill], settlements: Sequence[TaxSettlement], end: datetime | None,
 ) -> list[TaxFill | TaxSettlement]:
-    # time order; at equal times fills precede the settlement; input order breaks the rest
+    """Return fills and settlements in time order (before `end`, if given); at equal times fills
+    precede the settlement, and input order breaks the rest."""
     keyed: list[tuple[datetime, int, int, TaxFill | TaxSettlement]] = []
     keyed += [(f.ts, 0, i, f) for i, f in enumerate(fills)]
     keyed += [(s.ts, 1, i, s) for i, s in enumerate(settlements)]
@@ -391,7 +390,7 @@ def build_lots(
     markets: dict[str, _Market] = {}
     disposals: list[Disposal] = []
     used_selection: set[str] = set()
-    for event in _events(fills, settlements, end):
+    for event in ordered_events(fills, settlements, end):
         market = markets.setdefault(event.ticker, _Market())
         if market.settled_at is not None:
             raise TaxInputError(
@@ -469,7 +468,7 @@ def cash_flow_cents(
     """
     positions: dict[str, int] = {}
     cash = 0
-    for event in _events(fills, settlements, end):
+    for event in ordered_events(fills, settlements, end):
         before = positions.get(event.ticker, 0)
         if isinstance(event, TaxSettlement):
             payout = event.yes_payout_cents
@@ -531,6 +530,8 @@ class YearReport:
     cash_change_cents: int
     open_basis_start_cents: int
     open_basis_end_cents: int
+    earlier_gains: tuple[tuple[str, int], ...] = ()  # (ticker, gains disposed before the year)
+    continuing: tuple[str, ...] = ()  # markets open at year end or traded/settled after it
 
     @property
     def cash_ties_out(self) -> bool:
@@ -551,11 +552,18 @@ def report_for_year(
     at_start = build_lots(fills, settlements, method=method, selection=selection, end=start)
     at_end = build_lots(fills, settlements, method=method, selection=selection, end=end)
     disposals = tuple(d for d in at_end.disposals if d.disposed_ts >= start)
+    earlier: dict[str, int] = {}
+    for d in at_start.disposals:
+        earlier[d.ticker] = earlier.get(d.ticker, 0) + d.gain_cents
+    continuing = {lot.ticker for lot in at_end.open_lots}
+    continuing |= {f.ticker for f in fills if f.ts >= end}
+    continuing |= {s.ticker for s in settlements if s.ts >= end}
     return YearReport(
         year, method, disposals, at_end.open_lots, summarize(year, disposals),
         sum(d.gain_cents for d in disposals),
         cash_flow_cents(fills, settlements, start=start, end=end),
-        at_start.open_basis_cents, at_end.open_basis_cents)
+        at_start.open_basis_cents, at_end.open_basis_cents, tuple(sorted(earlier.items())),
+        tuple(sorted(continuing)))
 
 
 def series_from_ticker(ticker: str) -> str:
@@ -564,97 +572,3 @@ def series_from_ticker(ticker: str) -> str:
     if not series or not dash or not rest:
         raise TaxInputError("not a SERIES-EVENT-MARKET ticker", field="ticker", value=ticker)
     return series
-
-
-@dataclass(frozen=True)
-class LedgerMarket:
-    """The ledger's own view of one market: its realized P&L (before fees) and fees, lifetime."""
-
-    ticker: str
-    contracts: int
-    realized_cents: int
-    fees_cents: int
-    closed_ts: datetime | None  # when the position went flat (settled or traded out), else None
-    settled_contracts: int | None = None  # the signed position the ledger settled, if settled
-
-
-@dataclass(frozen=True)
-class Reconciliation:
-    """The export against the cash flows and against the ledger's realized P&L, to the cent.
-
-    ``ledger_realized_cents`` is the ledger's lifetime realized P&L after fees of the markets it
-    shows flat with a closing time in the year. It equals the export's net gain when each of those
-    markets was traded within the year and no market open at year end had partial closes;
-    ``unmatched`` lists each market where the two differ as (ticker, export cents, ledger cents);
-    ``position_mismatches`` lists markets closed in the year whose settled position in the ledger
-    differs from what its fills add up to, as (ticker, ledger contracts, fills contracts): a fill
-    missing from the ledger, or booked after the settlement.
-    """
-
-    year: int
-    net_gain_cents: int
-    ledger_realized_cents: int
-    cash_change_cents: int
-    open_basis_start_cents: int
-    open_basis_end_cents: int
-    unmatched: tuple[tuple[str, int, int], ...]
-    position_mismatches: tuple[tuple[str, int, int], ...] = ()
-
-    @property
-    def cash_ties_out(self) -> bool:
-        """Net gain = cash change + basis open at year end - basis open at year start."""
-        return self.net_gain_cents == (
-            self.cash_change_cents + self.open_basis_end_cents - self.open_basis_start_cents)
-
-    @property
-    def ledger_ties_out(self) -> bool:
-        """Net gain equals the ledger's realized P&L for the year."""
-        return (self.net_gain_cents == self.ledger_realized_cents and not self.unmatched
-                and not self.position_mismatches)
-
-    @property
-    def ties_out(self) -> bool:
-        """Both reconciliations hold."""
-        return self.cash_ties_out and self.ledger_ties_out
-
-
-def settlement_positions(
-    fills: Sequence[TaxFill], settlements: Sequence[TaxSettlement],
-) -> dict[str, int]:
-    """Return the signed YES position each settled market held at settlement, from fills alone."""
-    positions: dict[str, int] = {}
-    out: dict[str, int] = {}
-    for event in _events(fills, settlements, None):
-        if isinstance(event, TaxSettlement):
-            out[event.ticker] = positions.get(event.ticker, 0)
-        else:
-            positions[event.ticker] = positions.get(event.ticker, 0) + event.yes_delta
-    return out
-
-
-def reconcile(
-    report: YearReport, ledger: Sequence[LedgerMarket], *,
-    fill_positions: Mapping[str, int] | None = None,
-) -> Reconciliation:
-    """Compare ``report`` with its cash flows, the ledger's markets and (if given) the positions
-    its fills held at settlement (``settlement_positions``)."""
-    start, end = year_bounds(report.year)
-    in_year = [m for m in ledger if m.closed_ts is not None and start <= m.closed_ts < end]
-    mismatches = tuple(
-        (m.ticker, m.settled_contracts, fill_positions.get(m.ticker, 0)) for m in in_year
-        if fill_positions is not None and m.settled_contracts is not None
-        and m.settled_contracts != fill_positions.get(m.ticker, 0))
-    ledger_by_market = {
-        m.ticker: m.realized_cents - m.fees_cents for m in ledger
-        if m.contracts == 0 and m.closed_ts is not None and start <= m.closed_ts < end}
-    export_by_market: dict[str, int] = {}
-    for d in report.disposals:
-        export_by_market[d.ticker] = export_by_market.get(d.ticker, 0) + d.gain_cents
-    unmatched = tuple(
-        (ticker, export_by_market.get(ticker, 0), ledger_by_market.get(ticker, 0))
-        for ticker in sorted(set(ledger_by_market) | set(export_by_market))
-        if export_by_market.get(ticker, 0) != ledger_by_market.get(ticker, 0))
-    return Reconciliation(
-        report.year, report.realized_cents, sum(ledger_by_market.values()),
-        report.cash_change_cents, report.open_basis_start_cents, report.open_basis_end_cents,
-        unmatched, mismatches)

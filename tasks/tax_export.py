@@ -33,18 +33,21 @@ from models.ledger import Fill, OrderRecord, Position, Settlement, datetime_from
 from models.money import dollars_from_cents
 from models.tax import (
     Disposal,
-    LedgerMarket,
     LotSelection,
     Method,
-    Reconciliation,
     TaxFill,
     TaxInputError,
     TaxSettlement,
     YearReport,
     check_references,
-    reconcile,
     report_for_year,
     series_from_ticker,
+)
+from models.tax_reconcile import (
+    LedgerMarket,
+    Reconciliation,
+    market_cash_flows,
+    reconcile,
     settlement_positions,
 )
 from tasks.db import ledger_engine, read_session
@@ -52,6 +55,7 @@ from tasks.db import ledger_engine, read_session
 __all__ = [
     "FORM_8949_COLUMNS",
     "TREATMENT_NOTE",
+    "DATES_NOTE",
     "FORMATS",
     "LedgerHistory",
     "TaxExport",
@@ -60,6 +64,7 @@ __all__ = [
     "load_selection",
     "make_tax_export",
     "form_8949_rows",
+    "text_cell",
     "summary_rows",
     "write_tax_files",
     "result_record",
@@ -93,7 +98,17 @@ TREATMENT_NOTE: Final = (
     "on your circumstances: that treatment is your and your tax adviser's call. This export lists "
     "lots from the eventdesk ledger; it is not tax advice."
 )
+DATES_NOTE: Final = (
+    "Dates acquired and sold are the UTC calendar dates of the exchange's fill and settlement "
+    "times, and a disposal belongs to the tax year of its UTC date. UTC because it is the one "
+    "clock the exchange, the ledger and this reconciliation share: markets settle on climate "
+    "days in the local standard time of stations in several time zones, which no single local "
+    "date matches, and a year boundary in UTC is the one the cash and ledger tie-outs use. A "
+    "trade made in the evening of December 31 in the Americas is dated January 1 here."
+)
 _FEE_CODE: Final = "E"  # Form 8949 code E: selling expenses not reflected in the proceeds
+# a text cell starting with one of these is a formula to a spreadsheet (CSV injection, OWASP)
+_FORMULA_STARTS: Final = frozenset("=+-@\t\r")
 
 
 @dataclass(frozen=True)
@@ -178,7 +193,8 @@ def read_ledger_history(ledger_url: str) -> LedgerHistory:
             closed = (datetime_from_ms(s.settled_ts_ms) if s is not None and s.contracts
                       else last_fill.get(p.market_ticker))
         markets.append(LedgerMarket(p.market_ticker, p.contracts, p.realized_pnl_cents,
-                                    p.fees_cents, closed, None if s is None else s.contracts))
+                                    p.fees_cents, closed, None if s is None else s.contracts,
+                                    p.cost_cents))
     return LedgerHistory(fills, settlements, tuple(markets))
 
 
@@ -211,11 +227,19 @@ def make_tax_export(
     report = report_for_year(history.fills, history.settlements, year, method=method,
                              selection=selection)
     positions = settlement_positions(history.fills, history.settlements)
-    return TaxExport(report, reconcile(report, history.markets, fill_positions=positions))
+    cash = market_cash_flows(history.fills, history.settlements)
+    return TaxExport(report, reconcile(report, history.markets, fill_positions=positions,
+                                       fill_cash=cash))
 
 
 def _dollars(cents: int) -> str:
     return dollars_from_cents(cents)
+
+
+def text_cell(value: str) -> str:
+    """Return ``value`` safe for a spreadsheet: a leading ``=``, ``+``, ``-``, ``@``, tab or CR
+    (a formula to Excel, LibreOffice, Sheets) is neutralised by a leading apostrophe."""
+    return f"'{value}" if value[:1] in _FORMULA_STARTS else value
 
 
 def form_8949_rows(disposals: Sequence[Disposal]) -> list[list[str]]:
@@ -223,7 +247,7 @@ def form_8949_rows(disposals: Sequence[Disposal]) -> list[list[str]]:
     rows = []
     for d in disposals:
         rows.append([
-            f"{d.contracts} {d.side.upper()} {d.ticker}",
+            text_cell(f"{d.contracts} {d.side.upper()} {d.ticker}"),
             d.acquired_date.isoformat(),
             d.disposed_date.isoformat(),
             _dollars(d.proceeds_cents),
@@ -232,7 +256,8 @@ def form_8949_rows(disposals: Sequence[Disposal]) -> list[list[str]]:
             _dollars(-d.close_fee_cents),
             _dollars(d.gain_cents),
             "long" if d.long_term else "short",
-            d.ticker, d.series, d.side, str(d.contracts), d.lot_id, d.disposed_by, d.kind,
+            text_cell(d.ticker), text_cell(d.series), d.side, str(d.contracts),
+            text_cell(d.lot_id), text_cell(d.disposed_by), d.kind,
         ])
     return rows
 
@@ -242,12 +267,13 @@ def summary_rows(export: TaxExport) -> list[list[str]]:
     report, rec = export.report, export.reconciliation
     rows: list[list[str]] = [["section", "year", "series", "rows", "contracts", "proceeds",
                               "cost_basis", "fees", "net_gain_or_loss"]]
-    rows += [["summary", str(s.year), s.series, str(s.rows), str(s.contracts),
+    rows += [["summary", str(s.year), text_cell(s.series), str(s.rows), str(s.contracts),
               _dollars(s.proceeds_cents), _dollars(s.basis_cents), _dollars(s.fees_cents),
               _dollars(s.net_cents)] for s in report.summaries]
     rows += [[], ["section", "lot", "ticker", "series", "side", "contracts", "date_acquired",
                   "cost_basis", "note"]]
-    rows += [["open_at_year_end", lot.lot_id, lot.ticker, lot.series, lot.side,
+    rows += [["open_at_year_end", text_cell(lot.lot_id), text_cell(lot.ticker),
+              text_cell(lot.series), lot.side,
               str(lot.contracts), lot.acquired_ts.date().isoformat(), _dollars(lot.basis_cents),
               "held at year end: not disposed, not reported"] for lot in report.open_lots]
     rows += [[], ["section", "item", "amount", "detail"]]
@@ -258,19 +284,32 @@ def summary_rows(export: TaxExport) -> list[list[str]]:
         ["reconciliation", "open_basis_start", _dollars(rec.open_basis_start_cents), ""],
         ["reconciliation", "open_basis_end", _dollars(rec.open_basis_end_cents), ""],
         ["reconciliation", "ledger_realized", _dollars(rec.ledger_realized_cents),
-         "ledger realized P&L after fees of markets closed in the year"],
+         "ledger realized P&L after fees of markets closed in the year (less what earlier "
+         "years reported)"],
+        ["reconciliation", "continuing_gains", _dollars(rec.continuing_gains_cents),
+         "rows of markets continuing past year end (open then, or traded again later): average "
+         "cost and FIFO differ until they close; checked by each market's cash flow against the "
+         "ledger's books"],
         ["reconciliation", "ties_out", str(rec.ties_out).lower(),
          f"net_gain = cash_change + open_basis_end - open_basis_start: "
-         f"{str(rec.cash_ties_out).lower()}; net_gain = ledger_realized: "
-         f"{str(rec.ledger_ties_out).lower()}"],
+         f"{str(rec.cash_ties_out).lower()}; net_gain = ledger_realized + continuing_gains "
+         f"and every market checks: {str(rec.ledger_ties_out).lower()}"],
     ]
-    rows += [["reconciliation", "unmatched_market", ticker,
+    rows += [["reconciliation", "continuing_market", text_cell(ticker),
+              f"export {_dollars(export_cents)} this year; ledger realized (average cost, "
+              f"before fees) {_dollars(ledger_cents)} lifetime"]
+             for ticker, export_cents, ledger_cents in rec.continuing_markets]
+    rows += [["reconciliation", "unmatched_market", text_cell(ticker),
               f"export {_dollars(export_cents)} vs ledger {_dollars(ledger_cents)}"]
              for ticker, export_cents, ledger_cents in rec.unmatched]
-    rows += [["reconciliation", "settled_position_mismatch", ticker,
+    rows += [["reconciliation", "settled_position_mismatch", text_cell(ticker),
               f"ledger settled {ledger_n} contracts, its fills add up to {fills_n}"]
              for ticker, ledger_n, fills_n in rec.position_mismatches]
-    rows += [[], ["note", TREATMENT_NOTE]]
+    rows += [["reconciliation", "book_mismatch", text_cell(ticker),
+              f"ledger books {_dollars(ledger_cents)} of cash, its fills and settlements "
+              f"{_dollars(fills_cents)}"]
+             for ticker, ledger_cents, fills_cents in rec.book_mismatches]
+    rows += [[], ["note", TREATMENT_NOTE], ["note", DATES_NOTE]]
     return rows
 
 
@@ -332,6 +371,7 @@ def result_record(export: TaxExport, paths: ExportPaths | None = None) -> dict[s
         "rows": len(export.report.disposals),
         "net_gain_cents": rec.net_gain_cents,
         "ledger_realized_cents": rec.ledger_realized_cents,
+        "continuing_gains_cents": rec.continuing_gains_cents,
         "cash_change_cents": rec.cash_change_cents,
         "open_lots": len(export.report.open_lots),
         "ties_out": rec.ties_out,
@@ -358,11 +398,16 @@ def summary_lines(export: TaxExport) -> list[str]:
         f"cash {_dollars(rec.cash_change_cents)} + "
         f"open basis {_dollars(rec.open_basis_end_cents)} - "
         f"{_dollars(rec.open_basis_start_cents)}: {cash_ok}; "
-        f"ledger realized {_dollars(rec.ledger_realized_cents)}: {ledger_ok}")
+        f"ledger realized {_dollars(rec.ledger_realized_cents)} + continuing markets "
+        f"{_dollars(rec.continuing_gains_cents)}: {ledger_ok}")
+    lines += [f"  continuing past year end {t}: export {_dollars(e)} this year, ledger realized "
+              f"(average cost, before fees) {_dollars(g)}" for t, e, g in rec.continuing_markets]
     lines += [f"  unmatched {t}: export {_dollars(e)} vs ledger {_dollars(g)}"
               for t, e, g in rec.unmatched]
     lines += [f"  settled position mismatch {t}: ledger {n} contracts, fills {k}"
               for t, n, k in rec.position_mismatches]
+    lines += [f"  book mismatch {t}: ledger books {_dollars(g)} of cash, fills {_dollars(k)}"
+              for t, g, k in rec.book_mismatches]
     lines.append(f"note: {TREATMENT_NOTE}")
     return lines
 
@@ -395,7 +440,8 @@ def publish_summary_task(export: TaxExport, paths: ExportPaths | None = None) ->
         description=(
             f"Tax year {report.year} ({report.method}): {len(report.disposals)} lot rows, "
             f"{len(report.open_lots)} open at year end; net {_dollars(rec.net_gain_cents)}, "
-            f"ledger realized {_dollars(rec.ledger_realized_cents)}, cash change "
+            f"ledger realized {_dollars(rec.ledger_realized_cents)}, continuing markets "
+            f"{_dollars(rec.continuing_gains_cents)}, cash change "
             f"{_dollars(rec.cash_change_cents)}, ties out: {rec.ties_out}.{where} "
             f"{TREATMENT_NOTE}"),
     )

@@ -14,7 +14,7 @@ import asyncio
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -59,23 +59,32 @@ def _series_by_wfo() -> dict[str, str]:
     return {s.wfo: s.series for s in STATIONS.values() if s.series.startswith("KXHIGH")}
 
 
-def build_synthetic_nws(script: NwsScript) -> Starlette:
-    """Return an ASGI app serving gridpoint forecasts of the synthetic events."""
+def points_endpoint(hits: Counter[str]) -> Callable[[Request], Awaitable[Response]]:
+    """api.weather.gov's ``/points/{lat},{lon}`` for the weather stations, counting its hits."""
     by_wfo = _series_by_wfo()
 
     async def points(request: Request) -> Response:
         lat_s, lon_s = request.path_params["coords"].split(",")
-        script.hits["points"] += 1
+        hits["points"] += 1
         for s in STATIONS.values():
             if f"{s.lat:.4f}" == lat_s and f"{s.lon:.4f}" == lon_s and s.series in by_wfo.values():
                 base = f"{request.base_url}gridpoints/{s.wfo}/10,20"
                 return JSONResponse({"properties": {
                     "gridId": s.wfo, "gridX": 10, "gridY": 20, "forecast": f"{base}/forecast",
                     "forecastHourly": f"{base}/forecast/hourly", "forecastGridData": base,
-                    "observationStations": f"{request.base_url}gridpoints/{s.wfo}/10,20/stations",
-                    "timeZone": s.time_zone}}, media_type="application/geo+json")
+                    "observationStations": f"{base}/stations", "timeZone": s.time_zone}},
+                    media_type="application/geo+json")
         return JSONResponse({"title": "Not Found", "status": 404}, status_code=404,
                             media_type="application/problem+json")
+
+    return points
+
+
+def build_synthetic_nws(script: NwsScript) -> Starlette:
+    """Return an ASGI app serving gridpoint forecasts of the synthetic events."""
+    by_wfo = _series_by_wfo()
+
+    points = points_endpoint(script.hits)
 
     async def gridpoint(request: Request) -> Response:
         series = by_wfo.get(request.path_params["wfo"])

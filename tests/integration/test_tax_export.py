@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from deployments.cli_tax import register
@@ -145,22 +146,45 @@ def test_tax_export_cli_year_with_only_an_open_lot_reports_it_open(history, tmp_
             "held at year end: not disposed, not reported"] in summary
 
 
-def test_tax_export_cli_partial_close_of_open_position_is_flagged_unmatched(ledger, tmp_path):
-    # 10 YES @40 then 4 NO @50: export realizes 4*50 - 160 - 0 fees = 40 but the ledger, still
-    # holding 6, books no closed market: the reconciliation must say so.
+def _partial_close(ledger):
+    # 10 YES @40 (fee 3) then 4 NO @50 (fee 2), still open at year end. FIFO: 4*50 - 160 -
+    # round(3*4/10)=1 - 2 = 37. Ledger (average cost, fees apart): realized 4*(100-50) - 160 =
+    # 40, held cost 240, fees 5: its books say cash 40 - 240 - 5 = -205 = -400-3 + 200-2.
     ledger.order("d1", M1, "yes", 40, 10, ts(2026, 3, 1, 9))
-    ledger.fill("d1", M1, "yes", 40, 10, 0, ts(2026, 3, 1, 10))
+    ledger.fill("d1", M1, "yes", 40, 10, 3, ts(2026, 3, 1, 10))
     ledger.order("d2", M1, "no", 50, 4, ts(2026, 3, 2, 9))
-    ledger.fill("d2", M1, "no", 50, 4, 0, ts(2026, 3, 2, 10))
+    ledger.fill("d2", M1, "no", 50, 4, 2, ts(2026, 3, 2, 10))
+
+
+def test_tax_export_cli_partial_close_of_open_position_ties_out_by_cash_identity(ledger,
+                                                                                 tmp_path):
+    _partial_close(ledger)
     result, record = run_cli("--year", 2026, "--out", tmp_path / "x.csv", "--ledger-url",
                              ledger.url)
 
     assert result.exit_code == 0, result.output
-    assert (record["net_gain_cents"], record["ledger_realized_cents"]) == (40, 0)
+    # the ledger realizes nothing closed this year; the open market's 37 is listed apart
+    assert (record["net_gain_cents"], record["ledger_realized_cents"],
+            record["continuing_gains_cents"]) == (37, 0, 37)
+    assert record["ties_out"] is True
+    assert (f"continuing past year end {M1}: export 0.37 this year, ledger realized (average "
+            "cost, before fees) 0.40") in result.stdout
+    # cash: -403 + 198 = -205; open basis at the end: 6 @40 + fee 3-1 = 242: 37 = -205 + 242
+    assert "reconciliation: net 0.37 = cash -2.05 + open basis 2.42 - 0.00: yes" in result.stdout
+
+
+def test_tax_export_cli_partial_close_ledger_missing_the_close_does_not_tie_out(ledger,
+                                                                                tmp_path):
+    _partial_close(ledger)
+    with write_session(ledger.engine) as session:  # the row goes, the position keeps it
+        session.execute(text("DELETE FROM fills WHERE exchange_fill_id = 'fill-2'"))
+    result, record = run_cli("--year", 2026, "--out", tmp_path / "x.csv", "--ledger-url",
+                             ledger.url)
+
+    assert result.exit_code == 0, result.output
     assert record["ties_out"] is False
-    assert f"unmatched {M1}: export 0.40 vs ledger 0.00" in result.stdout
-    # cash: -400 + 200 = -200; open basis at the end 240: 40 = -200 + 240 - 0
-    assert "reconciliation: net 0.40 = cash -2.00 + open basis 2.40 - 0.00: yes" in result.stdout
+    # the books say -205 of cash, the fills left say -403
+    assert f"book mismatch {M1}: ledger books -2.05 of cash, fills -4.03" in result.stdout
 
 
 def test_tax_export_cli_fill_booked_after_settlement_breaks_the_tie_out(history, tmp_path):

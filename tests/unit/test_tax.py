@@ -8,7 +8,6 @@ import pytest
 
 from models.tax import (
     Disposal,
-    LedgerMarket,
     NoActivityError,
     OpenLot,
     TaxFill,
@@ -18,12 +17,16 @@ from models.tax import (
     cash_flow_cents,
     check_references,
     fill_from_book_side,
-    reconcile,
     report_for_year,
     series_from_ticker,
-    settlement_positions,
     split_by_contracts,
     summarize,
+)
+from models.tax_reconcile import (
+    LedgerMarket,
+    market_cash_flows,
+    reconcile,
+    settlement_positions,
 )
 
 T1 = "KXHIGHNY-26JAN05-B40"
@@ -407,3 +410,62 @@ def test_reconcile_ledger_settled_position_differs_from_fills_is_flagged():
     assert rec.position_mismatches == ((T1, 10, 11),)
     assert rec.net_gain_cents == rec.ledger_realized_cents
     assert not rec.ledger_ties_out
+
+
+# Year straddle: 10 YES @40 (fee 3) on 2025-12-30; 4 NO @50 (fee 2) on 2025-12-31 closes 4;
+# settles YES on 2026-01-02.
+#  2025 (FIFO): 4*50 - 160 - round(3*4/10)=1 - 2 = 37; 6 YES open at year end (basis 240 + 2).
+#  2026: settlement 6*100 - 240 - 2 = 358.  Lifetime 37 + 358 = 395.
+#  Ledger (average cost, fees apart): realized 4*50 - 160 = 40 in December, + 600 - 240 = 360 at
+#  settlement = 400 before fees, fees 5: 395 after fees, the same lifetime total.
+#  Cash: -403 | +198 | +600 = 395; the ledger's books: 400 - 0 held - 5 = 395.
+STRADDLE = "KXHIGHNY-26JAN01-B40"
+STRADDLE_FILLS = [fill("S1", "yes", 10, 40, 3, at(30, 10, month=12, year=2025), ticker=STRADDLE),
+                  fill("S2", "no", 4, 50, 2, at(31, 10, month=12, year=2025), ticker=STRADDLE)]
+STRADDLE_SETTLE = [TaxSettlement(STRADDLE, "yes", at(2, 15))]
+
+
+def _straddle(year: int, ledger: LedgerMarket):
+    report = report_for_year(STRADDLE_FILLS, STRADDLE_SETTLE, year)
+    return reconcile(report, [ledger], fill_cash=market_cash_flows(STRADDLE_FILLS,
+                                                                   STRADDLE_SETTLE))
+
+
+def test_reconcile_partial_close_open_at_year_end_lists_it_and_checks_cash_identity():
+    # the ledger as of now: flat, settled in 2026, lifetime realized 400, fees 5, nothing held
+    books = LedgerMarket(STRADDLE, 0, 400, 5, at(2, 15), settled_contracts=6, cost_cents=0)
+
+    rec2025 = _straddle(2025, books)
+    rec2026 = _straddle(2026, books)
+
+    assert (rec2025.net_gain_cents, rec2025.ledger_realized_cents,
+            rec2025.continuing_gains_cents) == (37, 0, 37)
+    assert rec2025.continuing_markets == ((STRADDLE, 37, 400),)
+    assert rec2025.ties_out
+    # 2026: the ledger's lifetime 395 less the 37 the 2025 export reported
+    assert (rec2026.net_gain_cents, rec2026.ledger_realized_cents) == (358, 358)
+    assert rec2026.unmatched == ()
+    assert rec2026.ties_out
+
+
+def test_reconcile_ledger_books_off_by_a_cent_is_a_book_mismatch():
+    books = LedgerMarket(STRADDLE, 0, 400, 6, at(2, 15), settled_contracts=6, cost_cents=0)
+
+    rec2025 = _straddle(2025, books)
+    rec2026 = _straddle(2026, books)
+
+    assert rec2025.book_mismatches == ((STRADDLE, 394, 395),)
+    assert not rec2025.ties_out
+    assert rec2026.unmatched == ((STRADDLE, 395, 394),)
+    assert not rec2026.ties_out
+
+
+def test_market_cash_flows_sum_to_the_total_cash_flow():
+    fills = [*EXAMPLE1_FILLS, *EXAMPLE2_FILLS, *STRADDLE_FILLS]
+    settles = [*EXAMPLE1_SETTLE, *EXAMPLE2_SETTLE, *STRADDLE_SETTLE]
+
+    flows = market_cash_flows(fills, settles)
+
+    assert flows[T1] == 637
+    assert flows[STRADDLE] == 395
+    assert sum(flows.values()) == cash_flow_cents(fills, settles)

@@ -9,13 +9,22 @@ from decimal import Decimal
 
 import pytest
 
-from models.tax import TaxFill, TaxInputError, TaxSettlement, reconcile, report_for_year
+from models.tax import (
+    TaxFill,
+    TaxInputError,
+    TaxSettlement,
+    report_for_year,
+)
+from models.tax_reconcile import reconcile
 from tasks.tax_export import (
+    DATES_NOTE,
     FORM_8949_COLUMNS,
+    TREATMENT_NOTE,
     TaxExport,
     form_8949_rows,
     load_selection,
     result_record,
+    text_cell,
     write_tax_files,
 )
 
@@ -93,3 +102,40 @@ def test_load_selection_reads_pairs(tmp_path):
     path = tmp_path / "sel.json"
     path.write_text('{"B": [["A", 3], ["C", 1]]}')
     assert load_selection(path) == {"B": [("A", 3), ("C", 1)]}
+
+
+@pytest.mark.parametrize(("value", "cell"), [
+    ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"), ("+1", "'+1"), ("-1+2", "'-1+2"),
+    ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"), ("\rx", "'\rx"), (T, T),
+    ("4 YES " + T, "4 YES " + T), ("", ""),
+])
+def test_text_cell_neutralises_formula_starts_only(value, cell):
+    assert text_cell(value) == cell
+
+
+def test_form_8949_rows_escape_text_cells_but_not_money(tmp_path):
+    day = [datetime(2026, 1, d, tzinfo=UTC) for d in (5, 6)]
+    evil = "=CMD|' /C calc'!A0-26JAN05-B40"  # a hostile ticker that reached the ledger
+    fills = [TaxFill("@lot", evil, "=CMD|' /C calc'!A0", "yes", "buy", 2, 40, 1, day[0])]
+    report = report_for_year(fills, [TaxSettlement(evil, "no", day[1])], 2026)
+
+    paths = write_tax_files(TaxExport(report, reconcile(report, [])), tmp_path / "f.csv")
+
+    with paths.form_8949.open(newline="") as handle:
+        row = list(csv.reader(handle))[1]
+    assert row[3:8] == ["0.00", "0.81", "", "0.00", "-0.81"]  # a loss stays a number
+    assert row[9] == "'" + evil
+    assert row[10] == "'=CMD|' /C calc'!A0"
+    assert row[13] == "'@lot"
+    summary = paths.summary.read_text()
+    assert ",'=CMD" in summary  # every text cell of the summary is escaped as well
+    assert all(not cell.startswith(("=", "@")) for line in csv.reader(summary.splitlines())
+               for cell in line)
+
+
+def test_summary_notes_treatment_and_utc_dates(tmp_path):
+    paths = write_tax_files(_export(), tmp_path / "f.csv")
+    with paths.summary.open(newline="") as handle:
+        notes = [row[1] for row in csv.reader(handle) if row and row[0] == "note"]
+    assert notes == [TREATMENT_NOTE, DATES_NOTE]
+    assert "UTC" in DATES_NOTE

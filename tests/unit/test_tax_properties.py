@@ -8,12 +8,19 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.ledger import NetPosition, net_fill, settle_position
 from models.tax import (
     TaxFill,
     TaxSettlement,
     build_lots,
     cash_flow_cents,
     report_for_year,
+)
+from models.tax_reconcile import (
+    LedgerMarket,
+    market_cash_flows,
+    reconcile,
+    settlement_positions,
 )
 
 TICKERS = ["KXHIGHNY-26JAN05-B40", "KXHIGHNY-26JAN06-B41", "KXHIGHCHI-26JAN05-T30"]
@@ -179,3 +186,80 @@ def test_report_for_year_each_year_ties_out_and_years_sum_to_the_total(history):
     assert sum(r.realized_cents for r in reports) == book.realized_cents
     assert sum(r.cash_change_cents for r in reports) == cash_flow_cents(fills, settlements)
     assert all(d.disposed_ts.year == r.year for r in reports for d in r.disposals)
+
+
+def _ledger_books(fills, settlements):
+    # the ledger's own bookkeeping (models.ledger: average cost, fees apart), market by market,
+    # as the order gateway books fills: the outcome bought at its price
+    events = sorted([(f.ts, 0, i, f) for i, f in enumerate(fills)]
+                    + [(s.ts, 1, i, s) for i, s in enumerate(settlements)],
+                    key=lambda k: k[:3])
+    books: dict[str, NetPosition] = defaultdict(NetPosition)
+    fees: dict[str, int] = defaultdict(int)
+    closed: dict[str, datetime | None] = {}
+    settled: dict[str, int] = {}
+    for ts, _, _, event in events:
+        before = books[event.ticker]
+        if isinstance(event, TaxSettlement):
+            settled[event.ticker] = before.contracts
+            books[event.ticker], _payout = settle_position(before, event.result)
+            closed[event.ticker] = ts if before.contracts else closed.get(event.ticker)
+            continue
+        side = "yes" if event.yes_delta > 0 else "no"
+        price = event.yes_price_cents if side == "yes" else 100 - event.yes_price_cents
+        books[event.ticker] = net_fill(before, side, price, event.count)
+        fees[event.ticker] += event.fee_cents
+        closed[event.ticker] = ts if books[event.ticker].contracts == 0 else None
+    return [LedgerMarket(t, b.contracts, b.realized_pnl_cents, fees[t],
+                         closed[t] if b.contracts == 0 else None, settled.get(t), b.cost_cents)
+            for t, b in books.items()]
+
+
+@st.composite
+def ledger_histories(draw):
+    # what the ledger can book: yes/no results without a settlement fee
+    fills, settlements = draw(histories())
+    return fills, [TaxSettlement(s.ticker, "yes" if s.result == "scalar" else s.result, s.ts)
+                   for s in settlements]
+
+
+@settings(max_examples=80, deadline=None)
+@given(ledger_histories())
+def test_reconcile_against_ledger_bookkeeping_ties_out_every_year(history):
+    fills, settlements = history
+    books = _ledger_books(fills, settlements)
+    positions = settlement_positions(fills, settlements)
+    cash = market_cash_flows(fills, settlements)
+    years = sorted({e.ts.year for e in (*fills, *settlements)})
+
+    recs = [reconcile(report_for_year(fills, settlements, y), books, fill_positions=positions,
+                      fill_cash=cash) for y in years]
+
+    for rec in recs:
+        assert rec.ties_out, rec
+    # a closed market's lifetime realized P&L (ledger, after fees) is reported once over the
+    # years: as continuing rows before the year it closes, and the rest in that year
+    closed = {m.ticker: m.realized_cents - m.fees_cents for m in books
+              if m.contracts == 0 and m.closed_ts is not None}
+    continuing = sum(g for r in recs for t, g, _ in r.continuing_markets if t in closed)
+    assert sum(r.ledger_realized_cents for r in recs) + continuing == sum(closed.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(ledger_histories(), st.data())
+def test_reconcile_ledger_missing_a_fill_never_ties_out(history, data):
+    fills, settlements = history
+    books = _ledger_books(fills, settlements)  # booked with every fill
+    dropped = data.draw(st.sampled_from(fills))
+    kept = [f for f in fills if f is not dropped]
+    kept_settlements = [s for s in settlements if any(f.ticker == s.ticker for f in kept)]
+    touched = {e.ts.year for e in (*kept, *kept_settlements)}
+    year = dropped.ts.year
+    if year not in touched:  # nothing left in that year: the export refuses the year
+        return
+
+    rec = reconcile(report_for_year(kept, kept_settlements, year), books,
+                    fill_positions=settlement_positions(kept, kept_settlements),
+                    fill_cash=market_cash_flows(kept, kept_settlements))
+
+    assert not rec.ties_out
