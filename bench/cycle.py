@@ -10,7 +10,8 @@ a bias, so there are edges to trade), a temporary SQLite ledger, two fresh funde
 - ``cycle_s``: the trading cycle as the flow composes it (task bodies, no Prefect orchestration):
   book fills and resolve intents, read equity, events and books, NWS forecasts, probabilities,
   decisions recorded in the ledger, risk-gated intents written before sending, batch create,
-  acknowledgements recorded.
+  acknowledgements recorded. Startup work is outside the clock, as for the direct path's
+  client: the ledger's migration and the process's shared exchange client (its key loaded).
 - ``direct_s``: the exchange round trips that cycle cannot avoid, made with the client alone on a
   second account: the events of each series (with markets), one order-book batch, our orders, and
   the same order set through batch create. No ledger, no NWS, no risk gate.
@@ -52,6 +53,7 @@ def _env(venue: Venue, folder: Path, name: str) -> None:
 
 def run_cycle(venue: Venue, folder: Path, name: str) -> tuple[float, list, int]:
     from tasks.trading import (
+        _shared_client,
         decide_markets,
         fetch_forecasts,
         fetch_weather_markets,
@@ -62,6 +64,8 @@ def run_cycle(venue: Venue, folder: Path, name: str) -> tuple[float, list, int]:
 
     _env(venue, folder, name)
     ledger()  # schema migration is startup work, not cycle work
+    _shared_client(load_settings())  # so is loading the key (the direct path's client is built
+    # before its clock starts too; a served flow keeps its client between cycles)
     started = time.perf_counter()
     as_of = datetime.now(UTC)
     sync = sync_orders.fn(as_of, 30.0)

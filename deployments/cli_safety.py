@@ -2,9 +2,12 @@
 
 Invariant: the commands run the same functions as the ``kill-switch``, ``resume-trading`` and
 ``guard`` flows, directly (no Prefect server needed, so the kill switch works when Prefect is
-down). ``kill`` halts first and then cancels everything; ``resume`` needs ``--reason`` and is
-refused (exit code 1) while a breaker trips. Exit codes: 0 done, 1 refused or incomplete, 2 bad
-input or settings.
+down). ``kill`` halts first and then cancels everything (``--strategy NAME``: only that
+strategy's orders, through its exchange order group); ``resume`` needs ``--reason``, is refused
+(exit code 1) while a breaker trips or, after a drift halt, while a fresh reconciliation finds an
+unexplained difference (``--accept-drift`` acknowledges them, recorded), and resets the order
+groups once the halts are cleared. Exit codes: 0 done, 1 refused or incomplete, 2 bad input or
+settings.
 """
 
 from __future__ import annotations
@@ -37,16 +40,23 @@ def _context() -> tuple[Any, Any]:
 def kill(
     reason: Annotated[str, typer.Option(help="Why trading stops (recorded with the halt).")]
     = "manual kill switch",
+    strategy: Annotated[str | None, typer.Option(
+        help="Cancel only this strategy's orders (one call to its exchange order group); the "
+             "halt names it and, like every halt, blocks all new orders until resume.")] = None,
 ) -> None:
-    """Halt trading and cancel every resting order now."""
+    """Halt trading and cancel every resting order now (or one strategy's)."""
     from tasks.safety import exchange_client
     from tasks.safety import kill as kill_now
 
+    if strategy is not None and not strategy.strip():
+        typer.echo("--strategy: a strategy name is required (got an empty string)", err=True)
+        raise typer.Exit(2)
     settings, engine = _context()
     with exchange_client(settings, engine) as client:
         halt_id, report = kill_now(client, engine, reason, by=_by(), as_of=datetime.now(UTC),
-                                   webhook=settings.alert_webhook_url)
-    record: dict[str, Any] = {"halt_id": halt_id, "exchange_reached": report is not None}
+                                   webhook=settings.alert_webhook_url, strategy=strategy)
+    record: dict[str, Any] = {"halt_id": halt_id, "exchange_reached": report is not None,
+                              "strategy": strategy}
     if report is not None:
         record.update(canceled=len(report.canceled), still_resting=list(report.still_resting),
                       errors=list(report.errors))
@@ -60,23 +70,34 @@ def kill(
 
 def resume(
     reason: Annotated[str, typer.Option(help="Why it is safe to trade again (required).")],
+    accept_drift: Annotated[bool, typer.Option(
+        "--accept-drift", help="After a drift halt: acknowledge every difference the fresh "
+        "reconciliation finds, recorded with who and why (an order placed outside the bot "
+        "is imported as external). Only once you have explained them.")] = False,
 ) -> None:
-    """Clear every halt, unless a breaker still trips."""
+    """Clear every halt, unless a breaker still trips or unexplained drift remains."""
     from models.breakers import BreakerLimits
-    from tasks.safety import ResumeRefused, evaluate, exchange_client, resume_trading
+    from tasks.safety import ResumeRefused, evaluate, exchange_client, resume_checked
 
     settings, engine = _context()
     now = datetime.now(UTC)
-    with exchange_client(settings, engine) as client:
-        breakers = evaluate(client, engine, now=now,
-                            limits=BreakerLimits(daily_loss_fraction=settings.daily_loss_fraction))
     try:
-        cleared = resume_trading(engine, reason, by=_by(), as_of=now, breakers=breakers,
-                                 webhook=settings.alert_webhook_url)
+        with exchange_client(settings, engine) as client:
+            breakers = evaluate(client, engine, now=now, limits=BreakerLimits(
+                daily_loss_fraction=settings.daily_loss_fraction))
+            cleared = resume_checked(client, engine, reason, by=_by(), as_of=now,
+                                     breakers=breakers, accept_drift=accept_drift,
+                                     webhook=settings.alert_webhook_url)
     except ResumeRefused as exc:
         typer.echo(str(exc), err=True)
         typer.echo(json.dumps({"resumed": False, "error": str(exc)}))
         raise typer.Exit(1) from None
+    from tasks.safety import reset_order_groups
+
+    with exchange_client(settings, engine) as client:  # after the halts are cleared
+        groups = reset_order_groups(client, engine, as_of=now, reason=f"resume by {_by()}: "
+                                    f"{reason}", webhook=settings.alert_webhook_url)
+    typer.echo(f"order groups reset: {list(groups)}")
     typer.echo(f"resumed: cleared halts {cleared}")
     typer.echo(json.dumps({"resumed": True, "cleared": cleared}))
 
@@ -84,7 +105,7 @@ def resume(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object only.")] = False,
 ) -> None:
-    """Show halts, each breaker, resting orders, positions and today's P&L."""
+    """Show halts, each breaker, resting orders, positions, today's P&L and order groups."""
     from models.breakers import BreakerLimits
     from tasks.safety import exchange_client, status_report
 
@@ -115,6 +136,10 @@ def status(
     typer.echo("today's P&L: " + ("unknown" if pnl is None else f"{pnl}c") +
                f" (equity {report['equity_cents']}c, start of day "
                f"{report['start_of_day_equity_cents']}c)")
+    for group in report["order_groups"]:
+        state = ("TRIGGERED since " + group["triggered_at"]) if group["triggered_at"] else "open"
+        typer.echo(f"order group {group['strategy']}: {group['order_group_id']} limit "
+                   f"{group['contracts_limit']}/15s, {state}")
 
 
 def register(app: typer.Typer) -> None:

@@ -109,10 +109,7 @@ SPECS: tuple[DeploymentSpec, ...] = (
         "explained differences, halt trading on unexplained ones.",
         ("risk", "reconcile"),
         lambda: [Cron("*/5 * * * *", timezone="UTC")],
-        descriptions={
-            "as_of": _AS_OF,
-            "accept_balance": "Accept the exchange's balance as correct after a manual check.",
-        },
+        descriptions={"as_of": _AS_OF},
         concurrency=CANCEL_NEW_LIMIT,
     ),
     DeploymentSpec(
@@ -133,6 +130,8 @@ SPECS: tuple[DeploymentSpec, ...] = (
         descriptions={
             "reason": "Why trading is halted (recorded with the halt).",
             "by": "Who or what pulled the switch (a person's name, an automation).",
+            "strategy": "Only this strategy's orders are cancelled (one call to its exchange "
+                        "order group); empty = every order. The halt blocks all new orders.",
         },
         concurrency=ENQUEUE_LIMIT,
     ),
@@ -150,7 +149,8 @@ SPECS: tuple[DeploymentSpec, ...] = (
     DeploymentSpec(
         resume,
         "resume-trading",
-        "Clear every halt, if no breaker still trips (the run fails naming the breakers).",
+        "Clear every halt, if no breaker still trips and no unexplained drift remains (the run "
+        "fails naming the breakers or differences).",
         ("risk", "resume"),
         descriptions={
             "reason": "Why it is safe to trade again (recorded).",
@@ -158,6 +158,9 @@ SPECS: tuple[DeploymentSpec, ...] = (
             "heartbeats": _HEARTBEATS,
             "feeds": _FEEDS,
             "limits": _LIMITS,
+            "accept_drift": "After a drift halt: acknowledge every difference the fresh "
+                            "reconciliation finds (recorded with who and why; an order placed "
+                            "outside the bot is imported as external). Only once explained.",
         },
         concurrency=CANCEL_NEW_LIMIT,
     ),

@@ -2,7 +2,8 @@
 
 Invariant: ``kill_switch`` halts first and then cancels everything (the halt blocks the gateway
 even when the exchange cannot be reached); ``resume`` needs a reason, is recorded, and is refused
-while any breaker still trips (the run fails with the breakers named).
+while any breaker still trips or, after a drift halt, while a fresh reconciliation still finds an
+unexplained difference (the run fails naming each); ``accept_drift`` acknowledges them, recorded.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ __all__ = ["cancel_all_orders", "kill_switch", "resume"]
 
 
 @flow(name="kill-switch")
-def kill_switch(reason: str = "kill switch", by: str = "deployment") -> dict[str, Any]:
-    """Halt trading and cancel every resting order."""
-    result = kill_task(reason, by, datetime.now(UTC))
-    get_run_logger().warning("kill switch by %s (%s): halt #%s, %d cancelled", by, reason,
-                             result["halt_id"], len(result["canceled"]))
+def kill_switch(reason: str = "kill switch", by: str = "deployment",
+                strategy: str | None = None) -> dict[str, Any]:
+    """Halt trading and cancel every resting order; with `strategy`, cancel only that strategy's
+    orders (one call to its exchange order group). Either way the halt blocks every new order."""
+    result = kill_task(reason, by, datetime.now(UTC), strategy)
+    get_run_logger().warning("kill switch by %s (%s)%s: halt #%s, %d cancelled", by, reason,
+                             f" [strategy {strategy}]" if strategy else "", result["halt_id"],
+                             len(result["canceled"]))
     return result
 
 
@@ -48,10 +52,14 @@ def resume(
     heartbeats: dict[str, float] | None = None,
     feeds: dict[str, float] | None = None,
     limits: dict[str, Any] | None = None,
+    accept_drift: bool = False,
 ) -> list[int]:
-    """Clear every halt, if no breaker trips (otherwise the run fails saying which)."""
+    """Clear every halt if no breaker trips and, after a drift halt, a fresh reconciliation finds
+    nothing unexplained (`accept_drift` acknowledges what it finds, recorded); otherwise the run
+    fails naming each breaker or difference."""
     cleared = resume_task(reason, by, datetime.now(UTC),
                           dict(DEFAULT_HEARTBEATS if heartbeats is None else heartbeats),
-                          dict(DEFAULT_FEEDS if feeds is None else feeds), dict(limits or {}))
+                          dict(DEFAULT_FEEDS if feeds is None else feeds), dict(limits or {}),
+                          accept_drift)
     get_run_logger().warning("resume by %s (%s): cleared halts %s", by, reason, cleared)
     return cleared

@@ -108,8 +108,9 @@ def news_watcher(duration_s: float = 3300.0, sources: list[dict[str, Any]] | Non
     token = settings.news_webhook_token
     config = WatcherConfig(strategy=strategy, min_depth_contracts=min_depth_contracts,
                            order_ttl_s=settings.order_ttl_s,
+                           order_group_limit=settings.order_group_contracts_limit,
                            webhook_token=token.get_secret_value() if token else None)
-    with kalshi_client(settings) as client:
+    with kalshi_client(settings, ledger=engine) as client:  # calls counted for the guard
         watcher = NewsWatcher(engine=engine, client=client, rules=rules,
                               sources=_sources(sources), config=config,
                               limits=RiskLimits.from_settings(settings),

@@ -19,10 +19,13 @@ __all__ = ["reconcile"]
 
 
 @flow(name="reconcile")
-def reconcile(as_of: datetime | None = None, accept_balance: bool = False) -> dict[str, Any]:
-    """Pull orders, fills, positions, settlements and balance; compare, import, classify."""
+def reconcile(as_of: datetime | None = None) -> dict[str, Any]:
+    """Pull orders, fills, positions, settlements and balance; compare, import, classify.
+
+    A drift it halts on is cleared by ``eventdesk resume`` once it is gone, or accepted there
+    with a recorded reason (``--accept-drift``); this flow never accepts one by itself."""
     as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
-    report = reconcile_task(as_of, accept_balance)
+    report = reconcile_task(as_of)
     rows = report.as_rows()
     if rows:
         create_table_artifact(table=rows, key="reconcile-differences",

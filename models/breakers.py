@@ -13,7 +13,11 @@ Breakers (the guard runs all of them; any trip halts trading and cancels every r
   (only once the window holds ``min_calls`` calls).
 - ``fill_rate``: filled / offered contracts over the lookback below ``low_fraction`` x expected
   (our quotes are not where we think) or above ``high_multiple`` x expected (adverse selection).
-- ``feed:<name>``: the last update of a market-data or forecast feed is older than its limit.
+- ``feed:<name>``: the last update of a market-data or forecast feed is older than its limit,
+  while something depends on it: an order of ours rests at the exchange (it was priced on that
+  feed), or the exchange could not be read (unknown counts as depended on). With nothing resting
+  a stale feed is reported, not tripped: the trading path fetches both feeds itself and prices
+  nothing without a fresh forecast, so a quiet night with no open market does not halt the desk.
 - ``heartbeat:<name>``: a trading flow's last heartbeat is older than its limit.
 - ``link``: dead man's switch. The exchange link was down (no successful call) for more than
   ``link_down_s``; when it comes back the guard cancels everything. While it is still down, the
@@ -135,6 +139,7 @@ class GuardInputs:
     link: LinkObservation
     feeds: Mapping[str, tuple[datetime | None, float]] = field(default_factory=dict)
     heartbeats: Mapping[str, tuple[datetime | None, float]] = field(default_factory=dict)
+    resting_orders: int | None = None  # ours at the exchange now; None: not read (feeds needed)
 
 
 def _aware(value: datetime, name: str) -> None:
@@ -211,10 +216,25 @@ def _staleness(kind: str, name: str, last: datetime | None, max_age_s: float,
     return Breaker(label, age_s > max_age_s, reason)
 
 
-def check_feed(name: str, last: datetime | None, max_age_s: float, now: datetime) -> Breaker:
-    """Trip when feed `name` (market data, forecasts) has not updated within `max_age_s`."""
+def check_feed(name: str, last: datetime | None, max_age_s: float, now: datetime, *,
+               resting_orders: int | None = None) -> Breaker:
+    """Trip when feed `name` has not updated within `max_age_s` while orders depend on it.
+
+    `resting_orders` is how many of our orders rest at the exchange (None: unknown, which
+    counts as depended on); with none resting a stale feed is reported without tripping.
+    """
     _aware(now, "now")
-    return _staleness("feed", name, last, max_age_s, now)
+    if resting_orders is not None and resting_orders < 0:
+        raise BreakerError(f"resting_orders: expected >= 0, got {resting_orders!r}")
+    verdict = _staleness("feed", name, last, max_age_s, now)
+    if not verdict.tripped or resting_orders is None or resting_orders > 0:
+        if verdict.tripped:
+            depends = ("resting orders unknown: treated as depended on" if resting_orders is None
+                       else f"{resting_orders} resting orders depend on it")
+            return Breaker(verdict.name, True, f"{verdict.reason}; {depends}")
+        return verdict
+    return Breaker(verdict.name, False, f"{verdict.reason}; stale, but no order of ours rests "
+                   f"(trips as soon as one does)")
 
 
 def check_heartbeat(name: str, last: datetime | None, max_age_s: float,
@@ -259,7 +279,7 @@ def evaluate_breakers(inputs: GuardInputs, limits: BreakerLimits, now: datetime)
         check_fill_rate(inputs.fills, limits),
         check_link(inputs.link, now, limits.link_down_s),
     ]
-    result += [check_feed(name, last, age, now)
+    result += [check_feed(name, last, age, now, resting_orders=inputs.resting_orders)
                for name, (last, age) in sorted(inputs.feeds.items())]
     result += [check_heartbeat(name, last, age, now)
                for name, (last, age) in sorted(inputs.heartbeats.items())]

@@ -46,6 +46,7 @@ __all__ = [
     "NewsFeedState",
     "NewsItemRecord",
     "OrderEvent",
+    "OrderGroupRecord",
     "OrderRecord",
     "Position",
     "RiskEvent",
@@ -416,3 +417,24 @@ class NewsAction(LedgerModel, table=True):
     client_order_id: str | None = None
     latency_ms: int | None = None  # item arrival -> exchange acknowledgement
     ts_ms: int = _ts()
+
+
+class OrderGroupRecord(LedgerModel, table=True):
+    """A strategy's exchange order group (one call cancels all of the strategy's resting orders).
+
+    The strategy's current group is its newest row with ``retired_ts_ms`` null; a group the
+    exchange no longer knows is retired (with the reason) and replaced by a new row.
+    ``triggered_ts_ms`` is set while we know the group to be triggered (we triggered it, or the
+    exchange rejected an order with the group error) and cleared by a reset.
+    """
+
+    __tablename__ = "order_groups"
+
+    id: int | None = Field(default=None, primary_key=True)
+    strategy: str = Field(index=True)
+    order_group_id: str = Field(unique=True)
+    contracts_limit: int
+    created_ts_ms: int = _ts()
+    triggered_ts_ms: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
+    retired_ts_ms: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
+    detail: str | None = None

@@ -9,6 +9,11 @@ ledger missed, a settlement, an order cancelled or expired at the exchange); une
 (an order we never placed, a live order the ledger thinks is closed, a position or cash amount
 that no booked event explains) must halt trading.
 
+An operator can acknowledge an unexplained difference once explained (``Acceptance``, recorded
+with who, when and why): the acknowledged difference, exactly as it was shown (kind, subject,
+detail), is then explained; anything that changes it makes it unexplained again. An
+``unverified`` difference can never be acknowledged (nothing is accepted from a partial view).
+
 Units: sides are the outcome bought (``yes``/``no``) and prices that outcome's price in cents;
 positions are signed contracts (YES > 0); cash is integer cents.
 """
@@ -23,6 +28,7 @@ from typing import Final
 __all__ = [
     "ACTIONS",
     "KINDS",
+    "Acceptance",
     "Difference",
     "ExchangeFill",
     "ExchangeOrder",
@@ -32,7 +38,10 @@ __all__ = [
     "LedgerOrder",
     "LedgerView",
     "SettlementFlow",
+    "acceptance_refusal",
+    "apply_acceptances",
     "check_balance",
+    "difference_key",
     "compare",
     "explained_cash_cents",
     "unexplained",
@@ -41,7 +50,7 @@ __all__ = [
 KINDS: Final = ("missing_fill", "unknown_order", "cancelled_outside", "status_mismatch",
                 "position_mismatch", "missing_settlement", "balance_drift", "unverified")
 ACTIONS: Final = ("import_fill", "import_settlement", "mark_canceled", "mark_executed",
-                  "mark_resting", "none")
+                  "mark_resting", "accepted", "none")
 _ACTIVE: Final = frozenset({"intent", "sent", "acknowledged", "unknown", "resting"})
 _UNSENT: Final = frozenset({"intent", "sent", "unknown"})
 
@@ -130,6 +139,7 @@ class Difference:
     detail: str
     explained: bool
     action: str = "none"
+    cents: int | None = None  # the unexplained amount of a ``balance_drift``
 
 
 @dataclass(frozen=True)
@@ -312,9 +322,51 @@ def check_balance(baseline_cash_cents: int | None, cash_cents: int | None, expla
         "balance_drift", "balance",
         f"cash moved {moved}c since the last reconciliation, booked fills and settlements "
         f"explain {explained_cents}c: {drift:+d}c unexplained (tolerance {tolerance_cents}c)",
-        False)
+        False, cents=drift)
 
 
 def unexplained(differences: Iterable[Difference]) -> tuple[Difference, ...]:
     """Return the differences that must halt trading."""
     return tuple(d for d in differences if not d.explained)
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """An operator's acknowledgement of one difference, exactly as it was shown."""
+
+    kind: str
+    subject: str
+    detail: str
+    by: str
+    reason: str
+    ts_ms: int
+
+
+def difference_key(diff: Difference) -> str:
+    """Return the identity of a difference as shown (kind, subject, detail)."""
+    return f"{diff.kind}|{diff.subject}|{diff.detail}"
+
+
+def acceptance_refusal(diff: Difference) -> str | None:
+    """Return why `diff` cannot be acknowledged, or None if it can."""
+    if diff.explained:
+        return f"{diff.kind} {diff.subject}: already explained (reconciliation imports it)"
+    if diff.kind == "unverified":
+        return (f"unverified {diff.subject}: could not be verified, so it cannot be accepted "
+                f"({diff.detail})")
+    return None
+
+
+def apply_acceptances(differences: Iterable[Difference],
+                      accepted: Mapping[str, Acceptance]) -> tuple[Difference, ...]:
+    """Mark the acknowledged differences explained (action ``accepted``), naming who and why."""
+    out = []
+    for diff in differences:
+        note = accepted.get(difference_key(diff))
+        if note is None or acceptance_refusal(diff) is not None:
+            out.append(diff)
+            continue
+        out.append(Difference(diff.kind, diff.subject,
+                              f"{diff.detail} [accepted by {note.by}: {note.reason}]", True,
+                              "accepted", diff.cents))
+    return tuple(out)

@@ -2,8 +2,12 @@
 
 Invariants:
 - Every order that adds exposure passes the risk gate and has its intent written in the ledger
-  (``reserve_and_record_intent``, one transaction) BEFORE it is sent; a rejection is recorded,
-  never raised, and never stops the other markets of the cycle.
+  (``reserve_intents``: the cycle's intents in one transaction, each checked against the state
+  including the ones before it) and is marked ``sent`` (one transaction per cycle) BEFORE it is
+  sent; a rejection is recorded, never raised, and never stops the other markets of the cycle.
+  The acknowledgements of one batch response are recorded in one transaction, as are the
+  cancels of one batch cancel and the fills of one booking pass; an event row per change, as one
+  by one.
 - Keys are deterministic (``models.orderkey``): a retried task, flow or crashed process re-derives
   the same ``client_order_id``; an order whose outcome is unknown (timeout, 5xx after send,
   dropped acknowledgement, kill -9) is resolved by looking it up by ``client_order_id`` before
@@ -62,11 +66,16 @@ from tasks.db import read_session
 from tasks.ledger_store import (
     FillReport,
     IntentRequest,
+    OrderSnapshot,
     ReservedIntent,
-    record_fill,
+    Transition,
+    TransitionRefused,
+    record_fills,
     record_rejection,
-    reserve_and_record_intent,
+    record_rejections,
+    reserve_intents,
     transition_order,
+    transition_orders,
 )
 
 __all__ = [
@@ -81,6 +90,8 @@ __all__ = [
     "book_fills",
     "book_order",
     "fill_report",
+    "record_skip",
+    "record_skips",
     "sync_exchange",
 ]
 
@@ -174,11 +185,28 @@ def fill_report(fill: Fill, client_id: str | None) -> FillReport:
     )
 
 
-def _ledger_orders(engine: Engine, statuses: Iterable[str] | None = None) -> list[OrderRecord]:
+_IN_CHUNK: Final = 500  # values per IN (...) query, well under SQLite's bound-parameter limit
+
+
+def _ledger_orders_by_key(engine: Engine, keys: Iterable[str]) -> dict[str, OrderRecord]:
+    # only the rows a cycle needs: the ledger keeps every order it ever saw
+    wanted = sorted(set(keys))
+    rows: dict[str, OrderRecord] = {}
     with read_session(engine) as session:
-        query = select(OrderRecord)
-        if statuses is not None:
-            query = query.where(col(OrderRecord.status).in_(sorted(statuses)))
+        for start in range(0, len(wanted), _IN_CHUNK):
+            query = select(OrderRecord).where(
+                col(OrderRecord.client_order_id).in_(wanted[start:start + _IN_CHUNK]))
+            rows.update((row.client_order_id, row) for row in session.exec(query))
+    return rows
+
+
+def _unresolved_orders(engine: Engine) -> list[OrderRecord]:
+    # active rows, and finished rows that never learnt their exchange id (a fill can finish an
+    # order in the ledger before its acknowledgement is resolved)
+    with read_session(engine) as session:
+        query = select(OrderRecord).where(
+            col(OrderRecord.status).in_(sorted(ACTIVE_ORDER_STATUSES))
+            | col(OrderRecord.exchange_order_id).is_(None))
         return list(session.exec(query.order_by(col(OrderRecord.id))))
 
 
@@ -212,22 +240,30 @@ def book_fills(client: KalshiClient, engine: Engine, *, as_of: datetime,
                webhook: SecretStr | str | None = None) -> int:
     """Book every exchange fill the ledger lacks (idempotent); return how many were new.
 
-    `owners` maps exchange order ids to client order ids (read from the exchange if omitted).
+    `owners` maps exchange order ids to client order ids; the exchange's order list is read
+    only when a new fill's order is not in it (or `owners` is omitted).
     A fill the ledger refuses is recorded as drift (risk event + deduplicated ``drift:`` halt,
     alerted to `webhook`) for the reconciler; the other fills are still booked.
     """
-    with read_session(engine) as session:
-        seen = set(session.exec(select(LedgerFill.exchange_fill_id)))
-    new = [f for f in client.iter_fills(limit=200) if f.fill_id not in seen]
-    if new and owners is None:
-        owners = {o.order_id: o.client_order_id for o in client.iter_orders(limit=200)}
+    fills = list(client.iter_fills(limit=200))
+    ids = sorted({f.fill_id for f in fills})
+    seen: set[str] = set()
+    with read_session(engine) as session:  # only the ids at hand: the ledger keeps every fill
+        for start in range(0, len(ids), _IN_CHUNK):
+            seen.update(session.exec(select(LedgerFill.exchange_fill_id).where(
+                col(LedgerFill.exchange_fill_id).in_(ids[start:start + _IN_CHUNK]))))
+    new = [f for f in fills if f.fill_id not in seen]
+    if any(f.order_id not in (owners or {}) for f in new):  # ask only when one is missing
+        owners = (owners or {}) | {o.order_id: o.client_order_id
+                                   for o in client.iter_orders(limit=200)}
+    reports = [fill_report(fill, (owners or {}).get(fill.order_id)) for fill in new]
     booked = 0
-    for fill in new:
-        report = fill_report(fill, (owners or {}).get(fill.order_id))
-        try:
-            booked += record_fill(engine, report)
-        except LedgerError as exc:  # e.g. a fill of an order placed outside eventdesk
-            _record_fill_drift(engine, fill, exc, as_of=as_of, webhook=webhook)
+    # one transaction; a fill the ledger refuses changes nothing and does not stop the others
+    for fill, result in zip(new, record_fills(engine, reports) if reports else [], strict=True):
+        if isinstance(result, LedgerError):  # e.g. a fill of an order placed outside eventdesk
+            _record_fill_drift(engine, fill, result, as_of=as_of, webhook=webhook)
+        else:
+            booked += result
     return booked
 
 
@@ -260,11 +296,7 @@ def sync_exchange(client: KalshiClient, engine: Engine, *, as_of: datetime,
     resolved: list[str] = []
     cutoff_ms = (None if resolve_after_s is None
                  else ms_from_datetime(as_of - timedelta(seconds=resolve_after_s)))
-    # active rows, and finished rows that never learnt their exchange id (a fill can finish an
-    # order in the ledger before its acknowledgement is resolved)
-    rows = [r for r in _ledger_orders(engine)
-            if r.status in ACTIVE_ORDER_STATUSES or r.exchange_order_id is None]
-    for row in rows:
+    for row in _unresolved_orders(engine):
         found = by_cid.get(row.client_order_id)
         if found is None and row.exchange_order_id is not None:
             found = by_id.get(row.exchange_order_id)
@@ -294,13 +326,31 @@ class _Pending:
 class _Gateway:
     def __init__(self, client: KalshiClient, engine: Engine, *, strategy: str, slot: str,
                  as_of: datetime, equity_cents: int, limits: RiskLimits, ttl_s: int,
-                 known: dict[str, Order]) -> None:
+                 known: dict[str, Order], order_group_id: str | None = None) -> None:
         self.client, self.engine = client, engine
         self.strategy, self.slot, self.as_of = strategy, slot, as_of
         self.equity_cents, self.limits, self.ttl_s = equity_cents, limits, ttl_s
         self.known = known
+        self.order_group_id = order_group_id  # the strategy's exchange order group (or None)
         self.report = GatewayReport()
-        self.ledger_keys = {row.client_order_id: row for row in _ledger_orders(engine)}
+        self.owners: dict[str, str] = {}  # exchange order id -> client order id, as acknowledged
+        self.ledger_keys: dict[str, OrderRecord] = {}  # rows of the keys in `loaded`
+        self.loaded: set[str] = set()
+
+    def load_keys(self, cancels: Sequence[tuple[RestingOrder, str]],
+                  places: Sequence[tuple[Want, str]]) -> None:
+        """Read the ledger rows of the keys this call touches (one query, not the ledger):
+        the resting orders' and each place's first key of the slot (later revisions are read
+        by ``_key`` only when the ones before them are spent)."""
+        keys = {r.client_order_id for r, _ in cancels if r.client_order_id}
+        keys.update(client_order_id(self.strategy, w.order.market_ticker, w.order.side,
+                                    self.slot, 0) for w, _ in places)
+        self._load(keys)
+
+    def _load(self, keys: Iterable[str]) -> None:
+        wanted = set(keys)
+        self.ledger_keys.update(_ledger_orders_by_key(self.engine, wanted))
+        self.loaded |= wanted
 
     def outcome(self, ticker: str, action: str, key: str | None, status: str,
                 detail: str = "") -> None:
@@ -323,6 +373,7 @@ class _Gateway:
                     self.outcome(resting.ticker, action, resting.client_order_id, "unknown",
                                  f"cancel failed: {type(exc).__name__}: {exc}")
                 continue
+            canceled: list[tuple[RestingOrder, str]] = []
             for resting, action in chunk:
                 item = results.get(resting.order_id)
                 if item is not None and item.error is not None:
@@ -330,18 +381,38 @@ class _Gateway:
                                  f"cancel refused: {item.error.code}: {item.error.message}")
                     continue
                 gone.add(resting.order_id)
-                self._book_cancel(resting)
-                self.outcome(resting.ticker, action, resting.client_order_id, "canceled")
+                canceled.append((resting, action))
+            refused = self._book_cancels([r for r, _ in canceled])  # one transaction
+            for resting, action in canceled:
+                detail = refused.get(resting.client_order_id, "")
+                self.outcome(resting.ticker, action, resting.client_order_id, "canceled",
+                             detail and f"cancel not recorded in the ledger: {detail}")
         return gone
 
-    def _book_cancel(self, resting: RestingOrder) -> None:
-        row = self.ledger_keys.get(resting.client_order_id)
-        if row is None or row.status not in ACTIVE_ORDER_STATUSES:
-            return
-        transition_order(self.engine, resting.client_order_id, "canceled", as_of=self.as_of,
-                         exchange_order_id=resting.order_id,
-                         exchange_filled_count=min(resting.fill_count, row.count),
-                         detail="canceled by the gateway")
+    def _book_cancels(self, gone: Sequence[RestingOrder]) -> dict[str, str]:
+        # the ledger side of one batch cancel; returns the changes it refused (key -> reason)
+        changes = []
+        for resting in gone:
+            row = self.ledger_keys.get(resting.client_order_id)
+            if row is None or row.status not in ACTIVE_ORDER_STATUSES:
+                continue
+            changes.append(Transition(resting.client_order_id, "canceled", resting.order_id,
+                                      min(resting.fill_count, row.count),
+                                      "canceled by the gateway"))
+        return {r.client_order_id: r.reason for r in self._transition(changes)
+                if isinstance(r, TransitionRefused)}
+
+    def _transition(self, changes: Sequence[Transition]) -> list[OrderSnapshot |
+                                                                 TransitionRefused]:
+        # one ledger transaction for `changes`; a refused change is logged (the caller reports it)
+        if not changes:
+            return []
+        results = transition_orders(self.engine, changes, as_of=self.as_of)
+        for result in results:
+            if isinstance(result, TransitionRefused):
+                log.warning("gateway: ledger refused %s -> %s: %s", result.client_order_id,
+                            result.status, result.reason)
+        return results
 
     # -- decreases ------------------------------------------------------------------------------
     def decrease(self, change: Decrease) -> None:
@@ -365,6 +436,8 @@ class _Gateway:
         for revision in range(MAX_REVISIONS):
             key = client_order_id(self.strategy, order.market_ticker, order.side, self.slot,
                                   revision)
+            if key not in self.loaded:
+                self._load([key])
             row = self.ledger_keys.get(key)
             if row is None or row.status in ACTIVE_ORDER_STATUSES:
                 return key
@@ -372,23 +445,48 @@ class _Gateway:
                 return None  # this slot's order reached the exchange: one per slot and side
         return None
 
-    def reserve(self, want: Want, action: str) -> _Pending | None:
+    def reserve(self, items: Sequence[tuple[Want, str]]) -> list[_Pending]:
+        """Reserve the intents of `items` (want, action) in ONE ledger transaction, in order;
+        return what is to be sent. Outcomes of the rest (rejected, resolved) are reported."""
+        keyed: list[tuple[Want, str, str, int | None]] = []
+        intents: list[IntentRequest] = []
+        for want, action in items:
+            order = want.order
+            key = self._key(want)
+            if key is None:
+                self.outcome(order.market_ticker, action, None, "skipped",
+                             f"an order of decision slot {self.slot} already reached the "
+                             f"exchange")
+                continue
+            request = OrderRequest(order.market_ticker, want.event_ticker, want.category,
+                                   order.side, order.price_cents, order.count,
+                                   want.avg_daily_volume)
+            expiration_ms = None
+            if order.time_in_force == "good_till_canceled":
+                expiration_ms = ms_from_datetime(self.as_of + timedelta(seconds=self.ttl_s))
+            keyed.append((want, action, key, expiration_ms))
+            intents.append(IntentRequest(key, self.strategy, request, order.time_in_force,
+                                         expiration_ms, want.decision_id))
+        if not intents:
+            return []
+        verdicts = reserve_intents(self.engine, intents, equity_cents=self.equity_cents,
+                                   as_of=self.as_of, limits=self.limits)
+        pending: list[_Pending] = []
+        for (want, action, key, expiration_ms), verdict in zip(keyed, verdicts, strict=True):
+            try:
+                item = self._pending(want, action, key, expiration_ms, verdict)
+            except KalshiError as exc:
+                self.outcome(want.order.market_ticker, action, None, "skipped",
+                             f"{type(exc).__name__}: {exc}")
+                continue
+            if item is not None:
+                pending.append(item)
+        return pending
+
+    def _pending(self, want: Want, action: str, key: str, expiration_ms: int | None,
+                 verdict: ReservedIntent | Rejection) -> _Pending | None:
+        # what one reservation means: send it, or report why not (rejected, resolved by key)
         order = want.order
-        key = self._key(want)
-        if key is None:
-            self.outcome(order.market_ticker, action, None, "skipped",
-                         f"an order of decision slot {self.slot} already reached the exchange")
-            return None
-        request = OrderRequest(order.market_ticker, want.event_ticker, want.category, order.side,
-                               order.price_cents, order.count, want.avg_daily_volume)
-        expiration_ms = None
-        if order.time_in_force == "good_till_canceled":
-            expiration_ms = ms_from_datetime(self.as_of + timedelta(seconds=self.ttl_s))
-        verdict = reserve_and_record_intent(
-            self.engine,
-            IntentRequest(key, self.strategy, request, order.time_in_force, expiration_ms,
-                          want.decision_id),
-            equity_cents=self.equity_cents, as_of=self.as_of, limits=self.limits)
         if isinstance(verdict, Rejection):
             self.outcome(order.market_ticker, action, key, "rejected",
                          f"risk {verdict.limit}: {verdict.reason}")
@@ -407,19 +505,26 @@ class _Gateway:
         wire = order_request(
             order.market_ticker, order.book_side, order.count, order.yes_price_cents,
             client_order_id=key, time_in_force=order.time_in_force,
-            expiration_ts=None if expiration_ms is None else expiration_ms // 1000)
+            expiration_ts=None if expiration_ms is None else expiration_ms // 1000,
+            order_group_id=self.order_group_id)
         return _Pending(want, key, wire, action)
 
     def _row(self, key: str) -> OrderRecord:
-        rows = [r for r in _ledger_orders(self.engine) if r.client_order_id == key]
-        self.ledger_keys[key] = rows[0]
-        return rows[0]
+        self._load([key])
+        return self.ledger_keys[key]
 
     def send(self, pending: Sequence[_Pending]) -> None:
-        for item in pending:
-            transition_order(self.engine, item.key, "sent", as_of=self.as_of)
-        for start in range(0, len(pending), BATCH_SIZE):
-            chunk = pending[start:start + BATCH_SIZE]
+        # every order is `sent` in the ledger (one transaction) before any request leaves
+        marked = self._transition([Transition(p.key, "sent") for p in pending])
+        ready: list[_Pending] = []
+        for item, mark in zip(pending, marked, strict=True):
+            if isinstance(mark, TransitionRefused):  # e.g. resolved meanwhile by another run
+                self.outcome(item.want.order.market_ticker, item.action, item.key, "skipped",
+                             f"not sent: {mark.reason}")
+                continue
+            ready.append(item)
+        for start in range(0, len(ready), BATCH_SIZE):
+            chunk = ready[start:start + BATCH_SIZE]
             self.report.calls += 1
             try:
                 results = self.client.batch_create_orders([p.request for p in chunk])
@@ -428,17 +533,16 @@ class _Gateway:
                             type(exc).__name__, len(chunk))
                 self._resolve_batch(chunk, exc)
                 continue
+            acks: list[tuple[_Pending, Transition]] = []
             for item, result in zip(chunk, results, strict=True):
                 if result.error is not None:
                     detail = f"{result.error.code}: {result.error.message}"
-                    transition_order(self.engine, item.key, "rejected", as_of=self.as_of,
-                                     detail=detail[:500])
-                    self.outcome(item.want.order.market_ticker, item.action, item.key,
-                                 "rejected", detail)
+                    acks.append((item, Transition(item.key, "rejected", detail=detail[:500])))
                     continue
                 assert result.order_id is not None
-                self._acknowledge(item, result.order_id, result.fill_count,
-                                  result.remaining_count, "")
+                acks.append((item, self._ack_change(item, result.order_id, result.fill_count,
+                                                    result.remaining_count, "")))
+            self._record_acks(acks)  # the batch response in one transaction
 
     def _resolve_batch(self, chunk: Sequence[_Pending], exc: KalshiError) -> None:
         # the batch may have been (partly) accepted: look every key up BEFORE resending any;
@@ -446,12 +550,10 @@ class _Gateway:
         try:
             found = {o.client_order_id: o for o in self.client.iter_orders(limit=200)}
         except KalshiError as lookup_exc:
-            for item in chunk:
-                transition_order(self.engine, item.key, "unknown", as_of=self.as_of,
-                                 detail=f"batch {type(exc).__name__}; lookup "
-                                        f"{type(lookup_exc).__name__}")
-                self.outcome(item.want.order.market_ticker, item.action, item.key, "unknown",
-                             "outcome unknown; resolved by key next cycle")
+            why = f"batch {type(exc).__name__}; lookup {type(lookup_exc).__name__}"
+            self._record_acks([(item, Transition(item.key, "unknown", detail=why))
+                               for item in chunk],
+                              detail="outcome unknown; resolved by key next cycle")
             return
         self.report.calls += 1
         for item in chunk:
@@ -466,25 +568,23 @@ class _Gateway:
 
     def _send_one(self, item: _Pending) -> None:
         self.report.calls += 1
-        ticker = item.want.order.market_ticker
         try:
             ack = self.client.create_order(item.request)  # resolves 409/unknown by lookup
         except OrderRejected as exc:
-            transition_order(self.engine, item.key, "rejected", as_of=self.as_of,
-                             detail=str(exc)[:500])
-            self.outcome(ticker, item.action, item.key, "rejected", str(exc))
+            self._record_acks([(item, Transition(item.key, "rejected", detail=str(exc)[:500]))],
+                              detail=str(exc))
             return
         except (OutcomeUnknown, TransientError, KalshiError) as exc:
-            transition_order(self.engine, item.key, "unknown", as_of=self.as_of,
-                             detail=f"{type(exc).__name__}: {exc}"[:500])
-            self.outcome(ticker, item.action, item.key, "unknown",
-                         "outcome unknown; resolved by key next cycle")
+            self._record_acks([(item, Transition(item.key, "unknown",
+                                                 detail=f"{type(exc).__name__}: {exc}"[:500]))],
+                              detail="outcome unknown; resolved by key next cycle")
             return
         self._acknowledge(item, ack.order_id, ack.fill_count, ack.remaining_count,
                           "resolved by lookup" if ack.resolved_by_lookup else "")
 
-    def _acknowledge(self, item: _Pending, order_id: str, fill_count: Decimal | None,
-                     remaining: Decimal | None, detail: str) -> None:
+    def _ack_change(self, item: _Pending, order_id: str, fill_count: Decimal | None,
+                    remaining: Decimal | None, detail: str) -> Transition:
+        # the ledger change an acknowledgement means
         order = item.want.order
         filled = int(fill_count or 0)
         left = int(remaining) if remaining is not None else order.count - filled
@@ -494,10 +594,26 @@ class _Gateway:
             status = "executed"
         else:  # an immediate-or-cancel remainder is canceled by the exchange (fills are kept)
             status = "canceled"
-        transition_order(self.engine, item.key, status, as_of=self.as_of,
-                         exchange_order_id=order_id, exchange_filled_count=min(filled, order.count),
-                         detail=detail or None)
-        self.outcome(order.market_ticker, item.action, item.key, status, detail)
+        return Transition(item.key, status, order_id, min(filled, order.count), detail or None)
+
+    def _acknowledge(self, item: _Pending, order_id: str, fill_count: Decimal | None,
+                     remaining: Decimal | None, detail: str) -> None:
+        self._record_acks([(item, self._ack_change(item, order_id, fill_count, remaining,
+                                                   detail))])
+
+    def _record_acks(self, acks: Sequence[tuple[_Pending, Transition]],
+                     detail: str | None = None) -> None:
+        # record what the exchange answered for `acks` in one transaction and report each;
+        # `detail` replaces the ledger detail in the report (default: the change's own)
+        results = self._transition([change for _, change in acks])
+        for (item, change), result in zip(acks, results, strict=True):
+            if change.exchange_order_id is not None:
+                self.owners[change.exchange_order_id] = change.client_order_id
+            text = (change.detail or "") if detail is None else detail
+            if isinstance(result, TransitionRefused):
+                text = f"{text}; not recorded in the ledger: {result.reason}".lstrip("; ")
+            self.outcome(item.want.order.market_ticker, item.action, item.key, change.status,
+                         text)
 
 
 def apply_orders(
@@ -513,11 +629,15 @@ def apply_orders(
     equity_cents: int,
     limits: RiskLimits,
     ttl_s: int,
+    order_group_limit: int | None = None,
 ) -> GatewayReport:
     """Turn the resting orders of `managed_tickers` into `wants` (no want there: cancel).
 
     Cancels go first (they free exposure), then decreases, then risk-gated creates; every step
     is recorded per market and a failure in one market never stops the others.
+    With `order_group_limit` (``Settings.order_group_contracts_limit``) every create carries the
+    strategy's exchange order group (``tasks.order_groups``; no creates if it cannot be had), and
+    a create refused because the group is triggered halts trading instead of being resent.
     """
     managed = set(managed_tickers)
     by_key = {(w.order.market_ticker, w.order.book_side): w for w in wants}
@@ -545,37 +665,66 @@ def apply_orders(
         elif isinstance(action, Keep):
             gateway.outcome(action.resting.ticker, "keep", action.resting.client_order_id,
                             "kept")
+    gateway.load_keys(cancels, places)
     gone = gateway.cancel(cancels)
     for change in decreases:
         gateway.decrease(change)
-    pending: list[_Pending] = []
     replaced = {r.ticker for r, a in cancels if a == "replace" and r.order_id not in gone}
+    if places and order_group_limit is not None:
+        from tasks.order_groups import strategy_group
+
+        gateway.report.calls += 1
+        try:
+            gateway.order_group_id = strategy_group(client, engine, strategy,
+                                                    contracts_limit=order_group_limit,
+                                                    as_of=as_of)
+        except KalshiError as exc:  # never send a strategy's orders outside its group
+            for want, kind in places:
+                gateway.outcome(want.order.market_ticker, kind, None, "skipped",
+                                f"order group of {strategy} unavailable: "
+                                f"{type(exc).__name__}: {exc}")
+            places = []
+    reservable: list[tuple[Want, str]] = []
     for want, kind in places:
         if want.order.market_ticker in replaced:
             gateway.outcome(want.order.market_ticker, kind, None, "skipped",
                             "the order it replaces could not be canceled")
             continue
-        try:
-            item = gateway.reserve(want, kind)
-        except KalshiError as exc:
-            gateway.outcome(want.order.market_ticker, kind, None, "skipped",
-                            f"{type(exc).__name__}: {exc}")
-            continue
-        if item is not None:
-            pending.append(item)
+        reservable.append((want, kind))
+    pending = gateway.reserve(reservable)  # the cycle's intents: one ledger transaction
     if pending:
+        sent_from = len(gateway.report.outcomes)
         gateway.send(pending)
+        _halt_on_group_rejection(engine, gateway.report.outcomes[sent_from:], strategy, as_of)
         # orders that executed on arrival: their fills go into the ledger in this cycle
         if any(o.status in ("executed", "canceled") and o.action in ("place", "replace")
                for o in gateway.report.outcomes):
             gateway.report.calls += 1
             try:
-                book_fills(client, engine, as_of=as_of)
+                book_fills(client, engine, as_of=as_of, owners=gateway.owners)
             except KalshiError as exc:  # booked by the next cycle's sync instead
                 log.warning("gateway: fills not booked this cycle (%s)", type(exc).__name__)
     return gateway.report
 
 
+def _halt_on_group_rejection(engine: Engine, sent: Sequence[OrderOutcome], strategy: str,
+                             as_of: datetime) -> None:
+    # a triggered group refuses every order of the strategy until reset: halt, never resend
+    from tasks.order_groups import is_group_rejection, record_group_triggered
+    from tasks.settings import load_settings
+
+    refused = [o for o in sent if o.status == "rejected" and is_group_rejection(o.detail)]
+    if refused:
+        record_group_triggered(engine, strategy, f"{len(refused)} orders refused: "
+                               f"{refused[0].detail}"[:300], as_of=as_of,
+                               webhook=load_settings().alert_webhook_url)
+
+
 def record_skip(engine: Engine, ticker: str, reason: str, *, as_of: datetime) -> None:
     """Record why a market was left out of a cycle (bad input; never raised)."""
     record_rejection(engine, Rejection(ticker, "input", reason), as_of=as_of)
+
+
+def record_skips(engine: Engine, skips: Sequence[tuple[str, str]], *, as_of: datetime) -> None:
+    """Record (ticker, reason) of every market left out of a cycle, in one transaction."""
+    record_rejections(engine, [Rejection(t, "input", r) for t, r in skips], as_of=as_of)

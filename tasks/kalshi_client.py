@@ -4,9 +4,11 @@ Invariant: a client that needs a key is never built without one; a missing or un
 fast with a message naming the setting to fix (never the key itself). Prod, demo and paper differ
 only in base URL and key.
 
-Given a ledger engine, the synchronous client sends through ``tasks.safety.RecordingTransport``,
-so every call's outcome (trading's too) feeds the guard's error-rate breaker; without one no
-database is touched. A failure to record is raised, never swallowed.
+Given a ledger engine, a client sends through ``tasks.api_calls.RecordingTransport`` (or its
+async twin), so every call's outcome (trading's too) feeds the guard's error-rate breaker and the
+dead man's switch; without one no database is touched. Counts are buffered in memory and written
+in one transaction per flush (``tasks.api_calls.flush_api_calls``, every few seconds, on close
+and at exit); a change of link state is written before the call returns.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import Engine
 from kalshi.client import AsyncKalshiClient, KalshiClient
 from kalshi.ratelimit import RateLimiter
 from kalshi.signing import KalshiAuth, KeyLoadError, load_private_key
+from tasks.api_calls import AsyncRecordingTransport, RecordingTransport
 from tasks.settings import Settings, SettingsError
 
 __all__ = ["kalshi_auth", "kalshi_client", "async_kalshi_client"]
@@ -60,11 +63,7 @@ def kalshi_client(settings: Settings, *, require_auth: bool = True,
 
     With `ledger`, every call's outcome is recorded there (the guard's error-rate input).
     """
-    transport = None
-    if ledger is not None:
-        from tasks.safety import RecordingTransport  # tasks.safety imports this module
-
-        transport = RecordingTransport(ledger)
+    transport = None if ledger is None else RecordingTransport(ledger)
     return KalshiClient(
         settings.base_url,
         kalshi_auth(settings, required=require_auth),
@@ -75,11 +74,13 @@ def kalshi_client(settings: Settings, *, require_auth: bool = True,
     )
 
 
-def async_kalshi_client(settings: Settings, *, require_auth: bool = True) -> AsyncKalshiClient:
-    """Return an asynchronous client for the configured exchange."""
+def async_kalshi_client(settings: Settings, *, require_auth: bool = True,
+                        ledger: Engine | None = None) -> AsyncKalshiClient:
+    """Return an asynchronous client for the configured exchange (`ledger`: as above)."""
     return AsyncKalshiClient(
         settings.base_url,
         kalshi_auth(settings, required=require_auth),
+        transport=None if ledger is None else AsyncRecordingTransport(ledger),
         timeout=settings.kalshi_timeout_s,
         limiter=RateLimiter(settings.kalshi_tier),
         max_retries=settings.kalshi_max_retries,

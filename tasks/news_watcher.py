@@ -99,6 +99,7 @@ class WatcherConfig:
     max_model_age_s: float = 6 * 3600.0
     order_ttl_s: int = 900
     webhook_token: str | None = None
+    order_group_limit: int | None = None  # Settings.order_group_contracts_limit; None: no group
 
     def __post_init__(self) -> None:
         if self.min_depth_contracts < 1:
@@ -421,7 +422,8 @@ class NewsWatcher:
             report = apply_orders(
                 self.client, self.engine, wants, managed_tickers=tickers, snapshot=snapshot,
                 strategy=self.config.strategy, slot=f"news-item:{stored.row_id}", as_of=as_of,
-                equity_cents=equity, limits=self.limits, ttl_s=self.config.order_ttl_s)
+                equity_cents=equity, limits=self.limits, ttl_s=self.config.order_ttl_s,
+                order_group_limit=self.config.order_group_limit)
         except KalshiError as exc:
             self._record(stored, firing, series, "exchange_error", f"{type(exc).__name__}: {exc}")
             return

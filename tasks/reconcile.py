@@ -10,11 +10,21 @@ Invariants:
 - After applying, the ledger is compared again: what remains is reported, never hidden.
 - Cash is checked against a baseline kept in the ledger (``heartbeats`` row
   ``reconcile:baseline``): the cash moved since then must equal what the fills and settlements
-  booked since then explain. The baseline moves only after a clean run (or ``accept_balance``).
+  booked since then explain. The baseline moves only after a clean run, or when an operator
+  accepts a balance drift with a recorded reason (``eventdesk resume --accept-drift``).
+- Resume after a drift halt runs ``drift_for_resume``: the same read and comparison, read-only
+  (fills and settlements still to import are projected, not booked). An unexplained difference
+  is acknowledged only by an explicit operator decision (``accept_differences``), recorded with
+  who, when and why (a ``drift_accepted`` risk event each): an order placed outside the bot is
+  imported as an ``external`` order (its fills then book against it); a cash drift becomes an
+  external cash movement (the baseline shifts by exactly that amount); any other difference is
+  remembered exactly as shown (``heartbeats`` row ``reconcile:accepted:<hash>``) and is explained
+  while it stays identical. Unverified differences are never accepted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -31,8 +41,18 @@ from sqlmodel import col, select
 from kalshi.client import KalshiClient
 from kalshi.errors import KalshiError
 from kalshi.wire import Order
-from models.ledger import Fill, Heartbeat, OrderRecord, Position, Settlement, ms_from_datetime
+from models.ledger import (
+    Fill,
+    Heartbeat,
+    OrderEvent,
+    OrderRecord,
+    Position,
+    RiskEvent,
+    Settlement,
+    ms_from_datetime,
+)
 from models.reconcile import (
+    Acceptance,
     Difference,
     ExchangeFill,
     ExchangeOrder,
@@ -42,23 +62,32 @@ from models.reconcile import (
     LedgerOrder,
     LedgerView,
     SettlementFlow,
+    acceptance_refusal,
+    apply_acceptances,
     check_balance,
     compare,
+    difference_key,
     explained_cash_cents,
     unexplained,
 )
 from tasks.db import read_session, write_session
 from tasks.gateway import fill_report
 from tasks.ledger_store import FillReport, record_fill, record_settlement, transition_order
-from tasks.safety import exchange_client, halt_trading, safety_engine, send_alert
+from tasks.safety import DriftStatus, exchange_client, halt_trading, safety_engine, send_alert
 from tasks.settings import load_settings
 
 __all__ = [
+    "ACCEPTED_PREFIX",
     "BASELINE",
+    "EXTERNAL",
     "ReconcileReport",
     "Snapshot",
+    "accept_differences",
+    "accepted_differences",
     "apply_differences",
     "balance_baseline",
+    "check_drift",
+    "drift_for_resume",
     "ledger_view",
     "read_snapshot",
     "reconcile_once",
@@ -68,6 +97,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BASELINE: Final = "reconcile:baseline"
+ACCEPTED_PREFIX: Final = "reconcile:accepted:"
+EXTERNAL: Final = "external"  # strategy and category of orders placed outside the bot
 _STATUS_OF_ACTION: Final = {"mark_canceled": "canceled", "mark_executed": "executed",
                             "mark_resting": "resting"}
 
@@ -252,6 +283,32 @@ def _store_baseline(engine: Engine, snapshot: Snapshot, as_of: datetime) -> None
         session.add(row)
 
 
+def _balance_difference(engine: Engine, snapshot: Snapshot,
+                        pending: tuple[Difference, ...]) -> Difference | None:
+    # cash moved since the baseline vs what the booked (and `pending`, still to be imported)
+    # fills and settlements explain; None without a baseline
+    baseline = balance_baseline(engine)
+    if baseline is None:
+        return None
+    fills, settlements, positions = _flows_since(engine, baseline)
+    for diff in pending:
+        if diff.action == "import_fill":
+            r = snapshot.fill_reports[diff.subject]
+            fills.append(FillFlow(r.market_ticker, r.side, r.price_cents, r.count, r.fee_cents,
+                                  r.ts_ms))
+            signed = r.count if r.side == "yes" else -r.count
+            positions[r.market_ticker] = positions.get(r.market_ticker, 0) + signed
+    for diff in pending:
+        if diff.action == "import_settlement":
+            settled = next(x for x in snapshot.view.settlements if x.ticker == diff.subject)
+            settlements.append(SettlementFlow(settled.ticker, settled.contracts,
+                                              settled.revenue_cents, settled.ts_ms))
+            positions[settled.ticker] = 0
+    return check_balance(baseline["cash_cents"], snapshot.view.cash_cents,
+                         explained_cash_cents(fills, settlements, positions),
+                         tolerance_cents=2 * snapshot.resting_contracts)
+
+
 @dataclass(frozen=True)
 class ReconcileReport:
     """One reconciliation: differences found, applied, remaining, and the halt it caused."""
@@ -275,7 +332,7 @@ class ReconcileReport:
 
 
 def reconcile_once(client: KalshiClient, engine: Engine, *, now: datetime,
-                   webhook: SecretStr | str | None = None, accept_balance: bool = False,
+                   webhook: SecretStr | str | None = None,
                    set_by: str = "reconcile") -> ReconcileReport:
     """Compare, import the explained, halt on the unexplained or unverifiable, then verify."""
     snapshot = read_snapshot(client)
@@ -287,24 +344,22 @@ def reconcile_once(client: KalshiClient, engine: Engine, *, now: datetime,
         halt_id = halt_trading(engine, f"reconcile: {text}"[:500], set_by=set_by, as_of=now,
                                webhook=webhook, dedupe_prefix="reconcile:")
         return ReconcileReport(now, False, differences, (), differences, halt_id)
+    accepted = accepted_differences(engine)
+    differences = apply_acceptances(differences, accepted)
     applied = apply_differences(client, engine, snapshot, differences, as_of=now)
-    baseline = balance_baseline(engine)
-    if baseline is not None and not accept_balance:
-        fills, settlements, positions = _flows_since(engine, baseline)
-        drift = check_balance(baseline["cash_cents"], view.cash_cents,
-                              explained_cash_cents(fills, settlements, positions),
-                              tolerance_cents=2 * snapshot.resting_contracts)
-        if drift is not None:
-            differences = (*differences, drift)
-    remaining = compare(view, ledger_view(engine), now_ms=now_ms)
+    drift = _balance_difference(engine, snapshot, ())
+    if drift is not None:
+        differences = (*differences, drift)
+    remaining = apply_acceptances(compare(view, ledger_view(engine), now_ms=now_ms), accepted)
     remaining = (*remaining, *(d for d in differences if d.kind == "balance_drift"))
     bad = unexplained(differences)
     halt_id = None
-    if differences:
-        send_alert(webhook, "drift", f"{len(differences)} differences ({len(bad)} unexplained), "
+    news = [d for d in differences if d.action != "accepted"]  # acknowledged ones alerted once
+    if news:
+        send_alert(webhook, "drift", f"{len(news)} differences ({len(bad)} unexplained), "
                    f"{len(applied)} applied: " + "; ".join(
-                       f"{d.kind} {d.subject}" for d in differences[:10]),
-                   {"differences": [asdict(d) for d in differences[:50]]})
+                       f"{d.kind} {d.subject}" for d in news[:10]),
+                   {"differences": [asdict(d) for d in news[:50]]})
     if bad:
         text = "; ".join(f"{d.kind} {d.subject}: {d.detail}" for d in bad)
         halt_id = halt_trading(engine, f"reconcile: unexplained drift: {text}"[:500],
@@ -317,11 +372,170 @@ def reconcile_once(client: KalshiClient, engine: Engine, *, now: datetime,
     return ReconcileReport(now, True, differences, tuple(applied), remaining, halt_id)
 
 
+# --- resume after drift: the read-only check and explicit acknowledgements ------------------
+
+def accepted_differences(engine: Engine) -> dict[str, Acceptance]:
+    """Return the acknowledged differences by ``difference_key``."""
+    out: dict[str, Acceptance] = {}
+    with read_session(engine) as session:
+        rows = session.exec(select(Heartbeat).where(
+            col(Heartbeat.component).startswith(ACCEPTED_PREFIX)))
+        for row in rows:
+            doc = json.loads(row.detail or "{}")
+            note = Acceptance(doc["kind"], doc["subject"], doc["detail"], doc["by"],
+                              doc["reason"], row.ts_ms)
+            out[difference_key(Difference(note.kind, note.subject, note.detail, False))] = note
+    return out
+
+
+def check_drift(client: KalshiClient, engine: Engine, *,
+                now: datetime) -> tuple[ReconcileReport, Snapshot]:
+    """Compare the exchange with the ledger exactly as a reconciliation does, read-only.
+
+    Nothing is imported, halted or moved: fills and settlements a reconciliation would import
+    are listed (explained) and projected into the cash check.
+    """
+    snapshot = read_snapshot(client)
+    view = snapshot.view
+    differences = apply_acceptances(compare(view, ledger_view(engine),
+                                            now_ms=ms_from_datetime(now)),
+                                    accepted_differences(engine))
+    if view.problems:
+        return ReconcileReport(now, False, differences, (), differences, None), snapshot
+    pending = tuple(d for d in differences
+                    if d.explained and d.action in ("import_fill", "import_settlement"))
+    drift = _balance_difference(engine, snapshot, pending)
+    if drift is not None:
+        differences = (*differences, drift)
+    return ReconcileReport(now, True, differences, (), differences, None), snapshot
+
+
+def _line(diff: Difference) -> str:
+    return f"{diff.kind} {diff.subject}: {diff.detail}"
+
+
+def _import_external_order(client: KalshiClient, engine: Engine, snapshot: Snapshot,
+                           order_id: str, *, note: str, as_of: datetime) -> str:
+    # an order placed outside the bot becomes a ledger order of strategy "external"; fills of it
+    # already booked (unlinked) are linked to it, later ones book against it
+    order = snapshot.orders[order_id]
+    side, price = _side_price(order)
+    cid = (order.client_order_id or f"{EXTERNAL}-{order.order_id}")[:64]
+    event_ticker = client.get_market(order.ticker).event_ticker
+    fill_ids = sorted(f.fill_id for f in snapshot.view.fills if f.order_id == order_id)
+    ts_ms = ms_from_datetime(as_of)
+    with write_session(engine) as session:
+        booked = list(session.exec(select(Fill).where(col(Fill.exchange_fill_id).in_(fill_ids))))
+        filled = int(order.fill_count)
+        count = (filled + order.remaining_contracts if order.status == "resting"
+                 else max(filled, int(order.initial_count or 0)))  # terminal: as placed
+        row = OrderRecord(
+            client_order_id=cid, exchange_order_id=order.order_id, strategy=EXTERNAL,
+            market_ticker=order.ticker, event_ticker=event_ticker, category=EXTERNAL, side=side,
+            price_cents=price, count=count,
+            filled_count=sum(f.count for f in booked), exchange_filled_count=filled,
+            status=order.status, time_in_force="unknown",
+            expiration_ts_ms=(None if order.expiration_time is None
+                              else ms_from_datetime(order.expiration_time)),
+            created_ts_ms=(ts_ms if order.created_time is None
+                           else ms_from_datetime(order.created_time)),
+            updated_ts_ms=ts_ms, detail=note[:500])
+        session.add(row)
+        session.flush()
+        for fill in booked:
+            fill.order_id, fill.client_order_id = row.id, cid
+            session.add(fill)
+        assert row.id is not None
+        session.add(OrderEvent(order_id=row.id, status=order.status, detail=note[:500],
+                               ts_ms=ts_ms))
+    return cid
+
+
+def _shift_baseline(engine: Engine, cents: int, ts_ms: int) -> None:
+    # an accepted cash drift is an external cash movement: the baseline moves by exactly it
+    with write_session(engine) as session:
+        row = session.get(Heartbeat, BASELINE)
+        if row is None or not row.detail:
+            raise ValueError("balance_drift: no cash baseline to shift")
+        doc = json.loads(row.detail)
+        doc["cash_cents"] = int(doc["cash_cents"]) + cents
+        row.detail, row.ts_ms = json.dumps(doc), ts_ms
+        session.add(row)
+
+
+def accept_differences(client: KalshiClient, engine: Engine, snapshot: Snapshot,
+                       differences: tuple[Difference, ...], *, by: str, reason: str,
+                       as_of: datetime) -> list[str]:
+    """Record the operator's acknowledgement of every unexplained difference; return them.
+
+    Refuses (ValueError naming the difference) if the snapshot is incomplete, no reason is
+    given, or any difference cannot be accepted; then nothing is recorded.
+    """
+    if snapshot.view.problems:
+        raise ValueError("accept: the exchange view is incomplete: "
+                         + "; ".join(snapshot.view.problems))
+    if not reason.strip() or not by.strip():
+        raise ValueError(f"accept: by and reason are required (got {by!r}, {reason!r})")
+    bad = unexplained(differences)
+    refusals = [r for r in (acceptance_refusal(d) for d in bad) if r is not None]
+    if refusals:
+        raise ValueError("accept: " + "; ".join(refusals))
+    ts_ms = ms_from_datetime(as_of)
+    note = f"accepted by {by}: {reason}"
+    lines = []
+    for diff in bad:
+        what = _line(diff)
+        if diff.kind == "unknown_order":
+            cid = _import_external_order(client, engine, snapshot, diff.subject,
+                                         note=f"{EXTERNAL} order, {note}", as_of=as_of)
+            what += f" -> imported as {EXTERNAL} order {cid}"
+        elif diff.kind == "balance_drift" and diff.cents is not None:
+            _shift_baseline(engine, diff.cents, ts_ms)
+            what += f" -> external cash movement {diff.cents:+d}c"
+        else:
+            key = difference_key(diff)
+            digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+            with write_session(engine) as session:
+                session.merge(Heartbeat(component=f"{ACCEPTED_PREFIX}{digest}", ts_ms=ts_ms,
+                                        detail=json.dumps({"kind": diff.kind,
+                                                           "subject": diff.subject,
+                                                           "detail": diff.detail, "by": by,
+                                                           "reason": reason})))
+        ticker = snapshot.orders[diff.subject].ticker if diff.subject in snapshot.orders else (
+            diff.subject if diff.kind in ("position_mismatch", "missing_settlement") else None)
+        with write_session(engine) as session:
+            session.add(RiskEvent(kind="drift_accepted", limit_name="reconcile",
+                                  market_ticker=ticker, reason=f"{what}; {note}"[:1000],
+                                  ts_ms=ts_ms))
+        lines.append(what)
+    log.warning("drift accepted by %s (%s): %s", by, reason, lines)
+    return lines
+
+
+def drift_for_resume(client: KalshiClient, engine: Engine, *, now: datetime, accept: bool,
+                     by: str, reason: str) -> DriftStatus:
+    """Run the read-only reconciliation for resume; with `accept`, acknowledge what it finds
+    (when every difference can be accepted) and check again."""
+    report, snapshot = check_drift(client, engine, now=now)
+    accepted: list[str] = []
+    bad = report.unexplained
+    if accept and report.complete and bad and all(acceptance_refusal(d) is None for d in bad):
+        accepted = accept_differences(client, engine, snapshot, report.differences, by=by,
+                                      reason=reason, as_of=now)
+        report, snapshot = check_drift(client, engine, now=now)
+    lines = []
+    for diff in report.unexplained:
+        refusal = acceptance_refusal(diff)
+        lines.append(_line(diff) + ("" if refusal is None else " (cannot be accepted)"))
+    pending = tuple(_line(d) for d in report.differences
+                    if d.explained and d.action != "accepted")
+    return DriftStatus(now, report.complete, tuple(lines), tuple(accepted), pending)
+
+
 @task(name="reconcile-ledger", cache_policy=NO_CACHE)
-def reconcile_task(as_of: datetime, accept_balance: bool = False) -> ReconcileReport:
+def reconcile_task(as_of: datetime) -> ReconcileReport:
     """Reconcile the configured exchange account with the ledger once."""
     settings = load_settings()
     engine = safety_engine(settings)
     with exchange_client(settings, engine) as client:
-        return reconcile_once(client, engine, now=as_of, webhook=settings.alert_webhook_url,
-                              accept_balance=accept_balance)
+        return reconcile_once(client, engine, now=as_of, webhook=settings.alert_webhook_url)

@@ -5,22 +5,26 @@ Invariants:
   cancel and the halt; the gateway's risk gate rejects every new order while a halt is active.
   Every halt and every clear is a ledger record with reason, author and time (``halts``,
   ``risk_events``), and every halt, breaker trip and drift sends a webhook alert.
-- Cancel-all lists what rests at the exchange, cancels it in batches, falls back to the
+- Cancel-all lists what rests at the exchange, triggers every strategy's order group (one call
+  per strategy, ``tasks.order_groups``), cancels what still rests in batches, falls back to the
   exchange's cancel-all, lists again and reports what (if anything) is still resting: success
-  is what the exchange shows afterwards, never what we asked for.
-- Resume is explicit (a reason is required), recorded, and refused while any breaker trips.
+  is what the exchange shows afterwards, never what we asked for. ``cancel_strategy`` does the
+  same for one strategy; resume resets the groups after the halts are cleared.
+- Resume is explicit (a reason is required), recorded, and refused while any breaker trips or,
+  when a drift halt (``reconcile:``/``drift:``) is active, while a fresh read-only reconciliation
+  still finds an unexplained difference; acknowledging drift is explicit and recorded
+  (``tasks.reconcile.drift_for_resume``).
 - API call outcomes and the link state live in the ledger (``heartbeats`` rows named
-  ``api:<minute>``, ``link:down-since``, ``link:outage``), written by ``RecordingTransport`` on
-  every call, so the guard judges error rate and outages across processes and restarts.
+  ``api:<minute>``, ``link:down-since``, ``link:outage``), counted by ``RecordingTransport``
+  (``tasks.api_calls``: buffered, link changes written at once), so the guard judges error rate
+  and outages across processes and restarts.
 - Alerts never carry the webhook URL, keys or signatures; a failed alert is logged, never raised.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import ssl
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,24 +32,21 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final
 
-import certifi
 import httpx
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 from sqlalchemy import Engine, func
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
-from kalshi.client import KalshiClient, RetryPolicy
+from kalshi.client import KalshiClient
 from kalshi.errors import KalshiError
 from kalshi.wire import BatchCancelOrder, Order
 from models.breakers import (
-    ApiCallCounts,
     Breaker,
     BreakerLimits,
     FillCounts,
     GuardInputs,
-    LinkObservation,
     evaluate_breakers,
     tripped,
 )
@@ -53,14 +54,27 @@ from models.ledger import (
     ACTIVE_ORDER_STATUSES,
     Halt,
     Heartbeat,
+    OrderGroupRecord,
     OrderRecord,
     Position,
     datetime_from_ms,
     ms_from_datetime,
 )
-from tasks.db import ledger_engine, read_session, upgrade_ledger, write_session
+from tasks.api_calls import (
+    API_BUCKET_PREFIX,
+    RecordingTransport,
+    api_call_counts,
+    forget_outage,
+    link_observation,
+    note_link,
+    prune_api_buckets,
+    record_api_call,
+    safety_client,
+)
+from tasks.db import ledger_engine, read_session, upgrade_ledger
 from tasks.kalshi_client import kalshi_auth
 from tasks.ledger_store import clear_halt, record_start_of_day_equity, set_halt, transition_order
+from tasks.order_groups import reset_groups, strategy_groups, trigger_groups
 from tasks.settings import Settings, load_settings
 
 __all__ = [
@@ -72,6 +86,8 @@ __all__ = [
     "GuardReport",
     "HaltInfo",
     "RecordingTransport",
+    "DRIFT_HALT_PREFIXES",
+    "DriftStatus",
     "ResumeRefused",
     "api_call_counts",
     "breaker_limits",
@@ -82,6 +98,7 @@ __all__ = [
     "safety_engine",
     "cancel_all",
     "cancel_all_task",
+    "cancel_strategy",
     "evaluate",
     "fill_counts",
     "halt_trading",
@@ -91,7 +108,10 @@ __all__ = [
     "list_halts",
     "note_link",
     "read_exchange_state",
+    "reset_order_groups",
     "record_api_call",
+    "is_drift_halt",
+    "resume_checked",
     "resume_trading",
     "run_guard",
     "safety_client",
@@ -101,148 +121,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-API_BUCKET_PREFIX: Final = "api:"
-_BUCKET_MS: Final = 60_000
-_LINK_DOWN: Final = "link:down-since"
-_LINK_OUTAGE: Final = "link:outage"
 DEFAULT_HEARTBEATS: Final[Mapping[str, float]] = {"trade-weather": 1800.0}
 DEFAULT_FEEDS: Final[Mapping[str, float]] = {"feed:market-data": 900.0,
                                              "feed:forecast": 6 * 3600.0}
 _BATCH: Final = 20
 
 
-# --- records of API calls and the exchange link -------------------------------------------------
+# --- records of API calls and the exchange link (tasks.api_calls; names kept importable here) --
 
-def _is_error(status: int | None) -> bool:
-    # errors the breaker counts: no response, 429, 5xx (a 4xx rejection is a business answer)
-    return status is None or status == 429 or status >= 500
-
-
-def record_api_call(engine: Engine, status: int | None, *, as_of: datetime) -> None:
-    """Count one API call (status None: no response) in its minute, and note the link state."""
-    ts_ms = ms_from_datetime(as_of)
-    bucket = f"{API_BUCKET_PREFIX}{ts_ms - ts_ms % _BUCKET_MS}"
-    with write_session(engine) as session:
-        row = session.get(Heartbeat, bucket)
-        calls, errors = 0, 0
-        if row is not None and row.detail:
-            counts = json.loads(row.detail)
-            calls, errors = int(counts["calls"]), int(counts["errors"])
-        calls += 1
-        errors += int(_is_error(status))
-        detail = json.dumps({"calls": calls, "errors": errors})
-        if row is None:
-            row = Heartbeat(component=bucket, ts_ms=ts_ms, detail=detail)
-        else:
-            row.ts_ms, row.detail = max(row.ts_ms, ts_ms), detail
-        session.add(row)
-        _note_link(session, status is not None and status < 500, ts_ms)
-
-
-def note_link(engine: Engine, *, up: bool, as_of: datetime) -> None:
-    """Record a failed call (the outage starts) or a successful one (an outage ends)."""
-    with write_session(engine) as session:
-        _note_link(session, up, ms_from_datetime(as_of))
-
-
-def _note_link(session: Session, up: bool, ts_ms: int) -> None:
-    down = session.get(Heartbeat, _LINK_DOWN)
-    if not up:
-        if down is None:
-            session.add(Heartbeat(component=_LINK_DOWN, ts_ms=ts_ms, detail=None))
-        return
-    if down is None:
-        return
-    down_ms = max(0, ts_ms - down.ts_ms)
-    outage = session.get(Heartbeat, _LINK_OUTAGE)
-    if outage is None:
-        outage = Heartbeat(component=_LINK_OUTAGE, ts_ms=ts_ms,
-                           detail=json.dumps({"down_ms": down_ms}))
-    else:  # an outage not acted on yet: keep the longest
-        old = int(json.loads(outage.detail or "{}").get("down_ms", 0))
-        outage.ts_ms, outage.detail = ts_ms, json.dumps({"down_ms": max(old, down_ms)})
-    session.add(outage)
-    session.delete(down)
-
-
-def link_observation(engine: Engine, *, up: bool, detail: str = "") -> LinkObservation:
-    """Return the link state from the ledger's records, `up` being this run's probe result."""
-    with read_session(engine) as session:
-        down = session.get(Heartbeat, _LINK_DOWN)
-        outage = session.get(Heartbeat, _LINK_OUTAGE)
-    restored = None
-    if outage is not None:
-        restored = int(json.loads(outage.detail or "{}").get("down_ms", 0)) / 1000
-    return LinkObservation(up=up, down_since=None if down is None else datetime_from_ms(down.ts_ms),
-                           restored_after_s=restored if up else None, detail=detail)
-
-
-def _forget_outage(engine: Engine) -> None:
-    with write_session(engine) as session:
-        outage = session.get(Heartbeat, _LINK_OUTAGE)
-        if outage is not None:
-            session.delete(outage)
-
-
-def api_call_counts(engine: Engine, *, now: datetime, window_s: float) -> ApiCallCounts:
-    """Return the API calls and errors recorded in the minutes of the last `window_s`."""
-    since = ms_from_datetime(now - timedelta(seconds=window_s))
-    first_bucket = since - since % _BUCKET_MS
-    calls = errors = 0
-    with read_session(engine) as session:
-        rows = session.exec(select(Heartbeat).where(
-            col(Heartbeat.component).startswith(API_BUCKET_PREFIX)))
-        for row in rows:
-            if int(row.component[len(API_BUCKET_PREFIX):]) >= first_bucket and row.detail:
-                counts = json.loads(row.detail)
-                calls += int(counts["calls"])
-                errors += int(counts["errors"])
-    return ApiCallCounts(calls, errors)
-
-
-def _prune_api_buckets(engine: Engine, *, before: datetime) -> None:
-    cutoff = ms_from_datetime(before)
-    with write_session(engine) as session:
-        rows = session.exec(select(Heartbeat).where(
-            col(Heartbeat.component).startswith(API_BUCKET_PREFIX)))
-        for row in rows:
-            if int(row.component[len(API_BUCKET_PREFIX):]) < cutoff:
-                session.delete(row)
-
-
-class RecordingTransport(httpx.BaseTransport):
-    """An httpx transport that records every call's outcome in the ledger (error-rate breaker)."""
-
-    def __init__(self, engine: Engine, inner: httpx.BaseTransport | None = None,
-                 now: Callable[[], datetime] | None = None) -> None:
-        self._engine = engine
-        self._inner = inner or httpx.HTTPTransport(
-            verify=ssl.create_default_context(cafile=certifi.where()))
-        self._now = now or (lambda: datetime.now(UTC))
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """Send `request` and record its status (None when no response came back)."""
-        try:
-            response = self._inner.handle_request(request)
-        except httpx.TransportError:
-            record_api_call(self._engine, None, as_of=self._now())
-            raise
-        record_api_call(self._engine, response.status_code, as_of=self._now())
-        return response
-
-    def close(self) -> None:
-        """Close the wrapped transport."""
-        self._inner.close()
-
-
-def safety_client(base_url: str, auth: httpx.Auth | None, engine: Engine, *,
-                  timeout_s: float = 5.0, max_retries: int = 1,
-                  inner: httpx.BaseTransport | None = None,
-                  now: Callable[[], datetime] | None = None) -> KalshiClient:
-    """Return a client whose calls are recorded, with short timeouts (the guard must not hang)."""
-    return KalshiClient(base_url, auth, transport=RecordingTransport(engine, inner, now),
-                        timeout=timeout_s, backoff=RetryPolicy(max_retries=max_retries,
-                                                               base_s=0.1, cap_s=0.5))
+_forget_outage = forget_outage
+_prune_api_buckets = prune_api_buckets
 
 
 # --- alerts ---------------------------------------------------------------------------------
@@ -302,26 +190,107 @@ def halt_trading(engine: Engine, reason: str, *, set_by: str, as_of: datetime,
 
 
 class ResumeRefused(RuntimeError):
-    """Resume refused: a breaker still trips, or no reason was given; the message says which."""
+    """Resume refused: a breaker still trips, drift remains, or no reason was given; the message
+    says which (each breaker, each unexplained difference)."""
+
+
+DRIFT_HALT_PREFIXES: Final = ("reconcile:", "drift:")  # set by tasks.reconcile, tasks.gateway
+
+
+def is_drift_halt(reason: str) -> bool:
+    """Return whether a halt was set for drift (reconciliation, or a fill the ledger refused)."""
+    return reason.startswith(DRIFT_HALT_PREFIXES)
+
+
+@dataclass(frozen=True)
+class DriftStatus:
+    """A fresh, read-only reconciliation's verdict for resume (``tasks.reconcile``).
+
+    ``unexplained`` and ``accepted`` are lines ``kind subject: detail`` (ledger vs exchange);
+    ``pending`` are explained differences the next reconciliation imports.
+    """
+
+    checked_at: datetime
+    complete: bool
+    unexplained: tuple[str, ...] = ()
+    accepted: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
+
+
+def _refusal(reason: str, breakers: Sequence[Breaker]) -> str | None:
+    if not reason or not reason.strip():
+        return "resume: a reason is required"
+    trips = tripped(breakers)
+    if trips:
+        return ("resume refused, breaker(s) still tripping: "
+                + "; ".join(f"{b.name}: {b.reason}" for b in trips))
+    return None
+
+
+def _drift_refusal(halts: Sequence[HaltInfo], drift: DriftStatus | None) -> str | None:
+    held = [h for h in halts if is_drift_halt(h.reason)]
+    if not held:
+        return None
+    ids = ", ".join(f"#{h.halt_id}" for h in held)
+    if drift is None:
+        return (f"resume refused: halt(s) {ids} are drift halts and no fresh reconciliation "
+                f"was run; resume runs one (it must find the ledger equal to the exchange)")
+    if not drift.complete:
+        return (f"resume refused: drift halt(s) {ids}; the reconciliation could not verify the "
+                f"account: " + "; ".join(drift.unexplained))
+    if drift.unexplained:
+        return (f"resume refused: drift halt(s) {ids}; {len(drift.unexplained)} unexplained "
+                f"difference(s) between ledger and exchange remain:\n"
+                + "\n".join(f"  - {line}" for line in drift.unexplained)
+                + "\nonce explained, acknowledge them with --accept-drift (accept_drift=true), "
+                  "or let reconciliation import them")
+    return None
 
 
 def resume_trading(engine: Engine, reason: str, *, by: str, as_of: datetime,
-                   breakers: Sequence[Breaker], webhook: SecretStr | str | None = None
-                   ) -> list[int]:
-    """Clear every active halt if no breaker trips; return the cleared halt ids."""
-    if not reason or not reason.strip():
-        raise ResumeRefused("resume: a reason is required")
-    trips = tripped(breakers)
-    if trips:
-        raise ResumeRefused("resume refused, breaker(s) still tripping: "
-                            + "; ".join(f"{b.name}: {b.reason}" for b in trips))
+                   breakers: Sequence[Breaker], webhook: SecretStr | str | None = None,
+                   drift: DriftStatus | None = None) -> list[int]:
+    """Clear every active halt unless a breaker trips or drift remains; return the cleared ids.
+
+    A drift halt (``is_drift_halt``) is cleared only with a complete `drift` check that found no
+    unexplained difference; other halts need only the breakers to be quiet.
+    """
+    halts = list_halts(engine)  # judged and cleared as one set: a halt set later stays
+    refusal = _refusal(reason, breakers) or _drift_refusal(halts, drift)
+    if refusal is not None:
+        raise ResumeRefused(refusal)
     cleared = []
-    for halt in list_halts(engine):
+    for halt in halts:
         clear_halt(engine, halt.halt_id, cleared_by=f"{by}: {reason}"[:200], as_of=as_of)
         cleared.append(halt.halt_id)
-    send_alert(webhook, "resume", f"halts {cleared} cleared by {by}: {reason}",
-               {"cleared": cleared, "by": by, "at": as_of.isoformat()})
+    details: dict[str, Any] = {"cleared": cleared, "by": by, "at": as_of.isoformat()}
+    if drift is not None:
+        details.update(drift_checked_at=drift.checked_at.isoformat(),
+                       accepted=list(drift.accepted), pending=list(drift.pending))
+    log.warning("resume by %s (%s): cleared %s%s", by, reason, cleared,
+                f"; accepted drift: {list(drift.accepted)}" if drift and drift.accepted else "")
+    send_alert(webhook, "resume", f"halts {cleared} cleared by {by}: {reason}"
+               + (f" (accepted drift: {'; '.join(drift.accepted)})"
+                  if drift and drift.accepted else ""), details)
     return cleared
+
+
+def resume_checked(client: KalshiClient, engine: Engine, reason: str, *, by: str,
+                   as_of: datetime, breakers: Sequence[Breaker], accept_drift: bool = False,
+                   webhook: SecretStr | str | None = None) -> list[int]:
+    """Resume with the policy: reason, quiet breakers, and, when a drift halt is active, a fresh
+    reconciliation (acknowledging what it finds only with `accept_drift`); return cleared ids."""
+    refusal = _refusal(reason, breakers)
+    if refusal is not None:  # before any acknowledgement is recorded
+        raise ResumeRefused(refusal)
+    drift = None
+    if any(is_drift_halt(h.reason) for h in list_halts(engine)):
+        from tasks.reconcile import drift_for_resume  # tasks.reconcile imports this module
+
+        drift = drift_for_resume(client, engine, now=as_of, accept=accept_drift, by=by,
+                                 reason=reason)
+    return resume_trading(engine, reason, by=by, as_of=as_of, breakers=breakers,
+                          webhook=webhook, drift=drift)
 
 
 # --- the exchange ---------------------------------------------------------------------------
@@ -391,14 +360,14 @@ def _book_cancels(engine: Engine, orders: Iterable[Order], as_of: datetime, why:
                          exchange_filled_count=min(int(order.fill_count), row.count), detail=why)
 
 
-def cancel_all(client: KalshiClient, engine: Engine, *, as_of: datetime,
-               reason: str) -> CancelReport:
-    """Cancel every resting order of ours and verify at the exchange that none is left."""
-    errors: list[str] = []
-    resting = [o for o in client.iter_orders(status="resting") if o.status == "resting"]
-    canceled: list[str] = []
-    for start in range(0, len(resting), _BATCH):
-        chunk = resting[start:start + _BATCH]
+def _resting(client: KalshiClient) -> list[Order]:
+    return [o for o in client.iter_orders(status="resting") if o.status == "resting"]
+
+
+def _batch_cancel(client: KalshiClient, orders: Sequence[Order], errors: list[str]) -> None:
+    # cancel `orders` in batches; what is gone is judged by listing afterwards, not from here
+    for start in range(0, len(orders), _BATCH):
+        chunk = orders[start:start + _BATCH]
         try:
             items = client.batch_cancel_orders(
                 [BatchCancelOrder(order_id=o.order_id, market_ticker=o.ticker) for o in chunk])
@@ -406,34 +375,106 @@ def cancel_all(client: KalshiClient, engine: Engine, *, as_of: datetime,
             errors.append(f"batch cancel: {type(exc).__name__}: {exc}")
             continue
         for item in items:
-            if item.error is None:
-                canceled.append(item.order_id)
-            else:
+            if item.error is not None:
                 errors.append(f"cancel {item.order_id}: {item.error.code}: {item.error.message}")
-    left = [o for o in client.iter_orders(status="resting") if o.status == "resting"]
+
+
+def cancel_all(client: KalshiClient, engine: Engine, *, as_of: datetime,
+               reason: str, keep_groups_triggered: bool = False) -> CancelReport:
+    """Cancel every resting order of ours and verify at the exchange that none is left.
+
+    Every strategy's order group is triggered first (one call per strategy cancels all of its
+    orders at once); what still rests (orders outside a group, e.g. placed by hand) is cancelled
+    in batches, then with the exchange's cancel-all. The groups this call triggered are reset
+    afterwards unless `keep_groups_triggered` (the kill switch: they refuse orders until resume).
+    """
+    errors: list[str] = []
+    resting = _resting(client)
+    known = {g.order_group_id for g in strategy_groups(engine) if g.triggered_at is not None}
+    groups = trigger_groups(client, engine, as_of=as_of, reason=f"cancel-all: {reason}"[:200])
+    errors.extend(groups.errors)
+    _batch_cancel(client, _resting(client) if groups.groups else resting, errors)
+    left = _resting(client)
     if left:
         try:
             client.cancel_all_orders()
         except KalshiError as exc:
             errors.append(f"cancel-all: {type(exc).__name__}: {exc}")
-        left = [o for o in client.iter_orders(status="resting") if o.status == "resting"]
+        left = _resting(client)
     gone = [o for o in resting if o.order_id not in {x.order_id for x in left}]
     _book_cancels(engine, gone, as_of, f"cancel-all: {reason}"[:200])
+    if not keep_groups_triggered:  # groups already known triggered keep their halt's state
+        for group_id in groups.groups:
+            if group_id in known:
+                continue
+            reset = reset_groups(client, engine, as_of=as_of, group_id=group_id,
+                                 reason=f"cancel-all done: {reason}"[:200])
+            errors.extend(reset.errors)
     report = CancelReport(tuple(o.order_id for o in gone), tuple(o.order_id for o in left),
                           tuple(errors))
-    log.warning("cancel-all (%s): %d cancelled, %d still resting", reason, len(report.canceled),
-                len(report.still_resting))
+    log.warning("cancel-all (%s): %d groups triggered, %d cancelled, %d still resting", reason,
+                len(groups.groups), len(report.canceled), len(report.still_resting))
     return report
 
 
+def _strategy_orders(engine: Engine, strategy: str, orders: Iterable[Order]) -> list[Order]:
+    # a strategy's orders: in one of its groups (current or retired), or booked under its name
+    orders = list(orders)
+    with read_session(engine) as session:
+        group_ids = set(session.exec(select(OrderGroupRecord.order_group_id).where(
+            OrderGroupRecord.strategy == strategy)))
+        keys = set(session.exec(select(OrderRecord.client_order_id).where(
+            OrderRecord.strategy == strategy).where(col(OrderRecord.client_order_id).in_(
+                sorted({o.client_order_id for o in orders if o.client_order_id})))))
+    return [o for o in orders if o.order_group_id in group_ids or o.client_order_id in keys]
+
+
+def cancel_strategy(client: KalshiClient, engine: Engine, strategy: str, reason: str, *,
+                    as_of: datetime) -> CancelReport:
+    """Cancel `strategy`'s resting orders through its order group (one call) and verify.
+
+    Lists the exchange afterwards: a strategy order still resting (placed outside its group) is
+    cancelled in batches and listed again. Cancels are booked in the ledger. The group stays
+    triggered, refusing the strategy's orders at the exchange, until a resume resets it; other
+    strategies' orders are not touched.
+    """
+    if not strategy or not strategy.strip():
+        raise ValueError(f"strategy: a non-empty name is required (got {strategy!r})")
+    mine = _strategy_orders(engine, strategy, _resting(client))
+    groups = trigger_groups(client, engine, as_of=as_of, strategy=strategy,
+                            reason=f"cancel {strategy}: {reason}"[:200])
+    errors = list(groups.errors)
+    ids = {o.order_id for o in mine}
+    left = [o for o in _resting(client) if o.order_id in ids]
+    if left:
+        _batch_cancel(client, left, errors)
+        left = [o for o in _resting(client) if o.order_id in ids]
+    gone = [o for o in mine if o.order_id not in {x.order_id for x in left}]
+    _book_cancels(engine, gone, as_of, f"cancel {strategy}: {reason}"[:200])
+    log.warning("cancel %s (%s): %d groups triggered, %d cancelled, %d still resting", strategy,
+                reason, len(groups.groups), len(gone), len(left))
+    return CancelReport(tuple(o.order_id for o in gone), tuple(o.order_id for o in left),
+                        tuple(errors))
+
+
 def kill(client: KalshiClient, engine: Engine, reason: str, *, by: str, as_of: datetime,
-         webhook: SecretStr | str | None = None) -> tuple[int | None, CancelReport | None]:
-    """Kill switch: halt first, then cancel everything; return (halt id, cancel report)."""
+         webhook: SecretStr | str | None = None, strategy: str | None = None
+         ) -> tuple[int | None, CancelReport | None]:
+    """Kill switch: halt first, then cancel everything; return (halt id, cancel report).
+
+    With `strategy`, only that strategy's orders are cancelled (through its order group); the
+    halt names the strategy and, like every halt, blocks all new orders until resume.
+    """
     text = reason.strip() or "kill switch"
-    halt_id = halt_trading(engine, f"kill switch: {text}", set_by=by, as_of=as_of,
+    head = "kill switch" if strategy is None else f"kill switch [strategy {strategy}]"
+    halt_id = halt_trading(engine, f"{head}: {text}", set_by=by, as_of=as_of,
                            webhook=webhook)
     try:
-        report = cancel_all(client, engine, as_of=as_of, reason=f"kill switch: {text}")
+        if strategy is None:
+            report = cancel_all(client, engine, as_of=as_of, reason=f"{head}: {text}",
+                                keep_groups_triggered=True)
+        else:
+            report = cancel_strategy(client, engine, strategy, f"{head}: {text}", as_of=as_of)
     except KalshiError as exc:
         send_alert(webhook, "kill", f"halted but the exchange is unreachable ({exc}); resting "
                    f"orders expire at their TTL")
@@ -442,6 +483,17 @@ def kill(client: KalshiClient, engine: Engine, reason: str, *, by: str, as_of: d
         send_alert(webhook, "kill", f"{len(report.still_resting)} orders still resting after "
                    f"cancel-all: {list(report.still_resting)}")
     return halt_id, report
+
+
+def reset_order_groups(client: KalshiClient, engine: Engine, *, as_of: datetime, reason: str,
+                       webhook: SecretStr | str | None = None) -> tuple[str, ...]:
+    """Reset every strategy's order group after a resume (orders are accepted again); return
+    the groups reset. A failure is alerted, not raised: the halts are already cleared, and a
+    group still triggered only makes the next trading run halt again."""
+    report = reset_groups(client, engine, as_of=as_of, reason=reason)
+    if report.errors:
+        send_alert(webhook, "resume", f"order groups not reset: {'; '.join(report.errors)}")
+    return report.groups
 
 
 # --- guard ----------------------------------------------------------------------------------
@@ -515,6 +567,7 @@ def _inputs(client: KalshiClient, engine: Engine, *, now: datetime, limits: Brea
         link=link_observation(engine, up=state is not None, detail=error or ""),
         feeds={n: (beats[n], age) for n, age in feeds.items()},
         heartbeats={n: (beats[n], age) for n, age in heartbeats.items()},
+        resting_orders=None if state is None else len(state.resting),
     )
     return inputs, state, error
 
@@ -567,7 +620,8 @@ def run_guard(client: KalshiClient, engine: Engine, *, now: datetime, limits: Br
 def status_report(client: KalshiClient, engine: Engine, *, now: datetime,
                   limits: BreakerLimits, heartbeats: Mapping[str, float] = DEFAULT_HEARTBEATS,
                   feeds: Mapping[str, float] = DEFAULT_FEEDS) -> dict[str, Any]:
-    """Return halt state, every breaker, resting orders, positions and today's P&L (JSON-able)."""
+    """Return halt state, every breaker, resting orders, positions, today's P&L and the
+    strategies' order groups (JSON-able)."""
     inputs, state, error = _inputs(client, engine, now=now, limits=limits,
                                    heartbeats=heartbeats, feeds=feeds)
     breakers = evaluate_breakers(inputs, limits, now)
@@ -594,6 +648,11 @@ def status_report(client: KalshiClient, engine: Engine, *, now: datetime,
         "equity_cents": inputs.equity_cents,
         "start_of_day_equity_cents": inputs.start_equity_cents,
         "pnl_today_cents": pnl,
+        "order_groups": [
+            {"strategy": g.strategy, "order_group_id": g.order_group_id,
+             "contracts_limit": g.contracts_limit, "created_at": g.created_at.isoformat(),
+             "triggered_at": None if g.triggered_at is None else g.triggered_at.isoformat()}
+            for g in strategy_groups(engine)],
     }
 
 
@@ -643,13 +702,15 @@ def guard_task(as_of: datetime, heartbeats: dict[str, float], feeds: dict[str, f
 
 
 @task(name="kill-switch", cache_policy=NO_CACHE)
-def kill_task(reason: str, by: str, as_of: datetime) -> dict[str, Any]:
-    """Halt trading and cancel every resting order; return what happened."""
+def kill_task(reason: str, by: str, as_of: datetime,
+              strategy: str | None = None) -> dict[str, Any]:
+    """Halt trading and cancel every resting order (or, with `strategy`, only that strategy's,
+    through its order group); return what happened."""
     settings = load_settings()
     engine = safety_engine(settings)
     with exchange_client(settings, engine) as client:
         halt_id, report = kill(client, engine, reason, by=by, as_of=as_of,
-                               webhook=settings.alert_webhook_url)
+                               webhook=settings.alert_webhook_url, strategy=strategy or None)
     return {"halt_id": halt_id, "halts": [h.halt_id for h in list_halts(engine)],
             "canceled": [] if report is None else list(report.canceled),
             "still_resting": None if report is None else list(report.still_resting),
@@ -659,15 +720,19 @@ def kill_task(reason: str, by: str, as_of: datetime) -> dict[str, Any]:
 
 @task(name="resume-trading", cache_policy=NO_CACHE)
 def resume_task(reason: str, by: str, as_of: datetime, heartbeats: dict[str, float],
-                feeds: dict[str, float], limits: dict[str, Any]) -> list[int]:
-    """Clear every halt unless a breaker still trips (raises ResumeRefused)."""
+                feeds: dict[str, float], limits: dict[str, Any],
+                accept_drift: bool = False) -> list[int]:
+    """Clear every halt unless a breaker trips or drift remains (raises ResumeRefused)."""
     settings = load_settings()
     engine = safety_engine(settings)
     with exchange_client(settings, engine) as client:
         breakers = evaluate(client, engine, now=as_of, limits=breaker_limits(settings, **limits),
                             heartbeats=heartbeats, feeds=feeds)
-    return resume_trading(engine, reason, by=by, as_of=as_of, breakers=breakers,
-                          webhook=settings.alert_webhook_url)
+        cleared = resume_checked(client, engine, reason, by=by, as_of=as_of, breakers=breakers,
+                                 accept_drift=accept_drift, webhook=settings.alert_webhook_url)
+        reset_order_groups(client, engine, as_of=as_of, reason=f"resume by {by}: {reason}",
+                           webhook=settings.alert_webhook_url)  # after the halts are cleared
+        return cleared
 
 
 @task(name="cancel-all", cache_policy=NO_CACHE)

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     capital_allocation: Decimal = Decimal("1.0")
     order_ttl_s: int = 900
     approval_mode: bool = False
+    order_group_contracts_limit: int = Field(
+        default=500, ge=1, le=1_000_000,
+        description="Contracts one strategy's exchange order group may match in any rolling 15 s "
+        "window; at the limit the exchange cancels the strategy's orders and the desk halts.",
+    )
 
     # --- alerting -------------------------------------------------------------------------------
     alert_webhook_url: SecretStr | None = None

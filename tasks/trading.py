@@ -55,11 +55,12 @@ from models.orderkey import decision_slot
 from models.orders import RestingOrder
 from models.risk import OrderRequest, RiskLimits, RiskState, max_order_contracts
 from models.weather import Predictive, WeatherModelError, bracket_probabilities
+from tasks.api_calls import flush_api_calls
 from tasks.db import ledger_engine, read_session, upgrade_ledger, write_session
 from tasks.gateway import (
     Want,
     apply_orders,
-    record_skip,
+    record_skips,
     sync_exchange,
 )
 from tasks.kalshi_client import kalshi_client
@@ -115,13 +116,20 @@ def ledger(settings: Settings | None = None) -> Engine:
 @lru_cache(maxsize=8)
 def _shared_client(settings: Settings) -> KalshiClient:
     # one client (key loaded once, connections kept alive) per settings and process; it holds
-    # no trading state, so sharing it between tasks and runs changes nothing but the latency
-    return kalshi_client(settings)
+    # no trading state, so sharing it between tasks and runs changes nothing but the latency.
+    # Every call it makes is counted for the guard's error-rate breaker (buffered in memory)
+    return kalshi_client(settings, ledger=ledger(settings))
 
 
 @contextmanager
 def _client(settings: Settings) -> Iterator[KalshiClient]:
-    yield _shared_client(settings)
+    # the task's call counts are written when it ends (one transaction), failed or not
+    try:
+        yield _shared_client(settings)
+    except BaseException:
+        flush_api_calls(ledger(settings), strict=False)  # the task's own error wins
+        raise
+    flush_api_calls(ledger(settings))
 
 
 @dataclass(frozen=True)
@@ -301,8 +309,8 @@ def fetch_weather_markets(series: Sequence[str], as_of: datetime,
         out.append(MarketInput(
             market.ticker, market.event_ticker, info.ticker, info.category, day, bracket.lo,
             bracket.hi, bid, ask, int(market.volume_24h), ms_from_datetime(market.close_time)))
-    for skip in skips:
-        record_skip(engine, skip.market_ticker or skip.event_ticker, skip.reason, as_of=as_of)
+    record_skips(engine, [(skip.market_ticker or skip.event_ticker, skip.reason)
+                          for skip in skips], as_of=as_of)  # one transaction
     if series_read:  # series, events and books were read: the market-data feed is alive
         record_heartbeat(engine, FEED_MARKET_DATA, as_of=as_of,
                          detail=f"{series_read}/{len(series)} series, {len(out)} markets")
@@ -456,6 +464,7 @@ def decide_markets(markets: Sequence[MarketInput], forecasts: Sequence[Forecast]
     managed: list[str] = []
     decisions: list[Decision] = []
     planned: list[tuple[MarketInput, MarketPlan, Any]] = []
+    skipped: list[tuple[str, str]] = []
     now_ms = ms_from_datetime(as_of)
     for m in markets:
         managed.append(m.market_ticker)
@@ -464,7 +473,7 @@ def decide_markets(markets: Sequence[MarketInput], forecasts: Sequence[Forecast]
         if m.close_ts_ms <= now_ms:
             prob, problem = None, "market closed before the decision"
         if prob is None:
-            record_skip(engine, m.market_ticker, problem, as_of=as_of)
+            skipped.append((m.market_ticker, problem))
             rows.append(DecisionRow(m.market_ticker, m.event_ticker, None, m.yes_bid_cents,
                                     m.yes_ask_cents, None, "skip", problem))
             continue
@@ -496,6 +505,7 @@ def decide_markets(markets: Sequence[MarketInput], forecasts: Sequence[Forecast]
             intended_count=chosen_order.count if chosen_order else None,
             reason=plan.reason, decided_ts_ms=now_ms))
         planned.append((m, plan, chosen_order))
+    record_skips(engine, skipped, as_of=as_of)  # one transaction for the cycle's skips
     ids = _record_decisions(engine, decisions)
     for (m, plan, chosen_order), decision_id, decision in zip(planned, ids, decisions,
                                                               strict=True):
@@ -536,7 +546,7 @@ def place_orders(cycle: CycleOrders, sync: SyncResult, as_of: datetime, strategy
             client, engine, cycle.wants, managed_tickers=cycle.managed, snapshot=snapshot,
             strategy=strategy, slot=decision_slot(as_of, interval_s), as_of=as_of,
             equity_cents=sync.equity_cents, limits=RiskLimits.from_settings(settings),
-            ttl_s=settings.order_ttl_s)
+            ttl_s=settings.order_ttl_s, order_group_limit=settings.order_group_contracts_limit)
     return tuple((o.market_ticker, o.action, o.client_order_id, o.status, o.detail)
                  for o in report.outcomes)
 

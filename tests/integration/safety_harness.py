@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi.client import KalshiClient, order_request
@@ -252,3 +253,17 @@ def desk(safety_venue: SafetyExchange, tmp_path: Path,
     webhook.close()
     monkeypatch.undo()
     load_settings(fresh=True)
+
+
+def safety_cli() -> typer.Typer:
+    """The safety commands (kill, resume, status) on a root app, invoked by name."""
+    from deployments.cli_safety import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:  # a group, so that commands are invoked by name
+        return
+
+    return app

@@ -7,26 +7,13 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from deployments.cli_safety import register
 from tasks.ledger_store import active_halts, record_start_of_day_equity
 from tasks.safety import ResumeRefused, list_halts
-from tests.integration.safety_harness import Desk, desk, safety_venue  # noqa: F401
+from tests.integration.safety_harness import Desk, desk, safety_cli, safety_venue  # noqa: F401
 
 runner = CliRunner()
-
-
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.callback()
-    def _root() -> None:  # a group, so that commands are invoked by name
-        return
-
-    return app
 
 
 def test_cli_kill_cancels_everything_and_blocks_until_resume(desk: Desk) -> None:  # noqa: F811
@@ -34,7 +21,7 @@ def test_cli_kill_cancels_everything_and_blocks_until_resume(desk: Desk) -> None
     market = desk.venue.market()
     assert desk.trade([(market, "yes", 10, 5), (market, "no", 10, 5)]).count("place",
                                                                              "resting") == 2
-    app = _app()
+    app = safety_cli()
 
     # Act: kill
     killed = runner.invoke(app, ["kill", "--reason", "operator test"])
@@ -73,7 +60,7 @@ def test_cli_resume_refused_while_daily_loss_still_breached(desk: Desk) -> None:
     # Arrange: today started at $2,000 but the account holds $1,000 (a 50 % loss)
     now = datetime.now(UTC)
     record_start_of_day_equity(desk.engine, now.date(), 200_000, as_of=now)
-    app = _app()
+    app = safety_cli()
     assert runner.invoke(app, ["kill", "--reason", "loss"]).exit_code == 0
 
     # Act
