@@ -14,7 +14,7 @@ from typing import Literal
 
 __all__ = [
     "BookSide",
-    "DesiredOrder",
+    "BookOrder",
     "RestingOrder",
     "Place",
     "Amend",
@@ -29,7 +29,7 @@ BookSide = Literal["bid", "ask"]
 
 
 @dataclass(frozen=True)
-class DesiredOrder:
+class BookOrder:
     """One order a strategy wants resting: YES-book side, price in cents, remaining contracts."""
 
     ticker: str
@@ -61,7 +61,7 @@ class RestingOrder:
 
 @dataclass(frozen=True)
 class Place:
-    desired: DesiredOrder
+    desired: BookOrder
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Amend:
     """Change price and/or grow size; ``new_total_count`` = already filled + desired remaining."""
 
     resting: RestingOrder
-    desired: DesiredOrder
+    desired: BookOrder
 
     @property
     def new_total_count(self) -> int:
@@ -98,7 +98,7 @@ class Keep:
 OrderAction = Place | Amend | Decrease | Cancel | Keep
 
 
-def _closeness(resting: RestingOrder, desired: DesiredOrder) -> tuple[int, int]:
+def _closeness(resting: RestingOrder, desired: BookOrder) -> tuple[int, int]:
     # prefer an order at the desired price (queue priority), then the nearest size
     return (
         0 if resting.price_cents == desired.price_cents else 1,
@@ -107,10 +107,10 @@ def _closeness(resting: RestingOrder, desired: DesiredOrder) -> tuple[int, int]:
 
 
 def diff_orders(
-    desired: Sequence[DesiredOrder], resting: Sequence[RestingOrder]
+    desired: Sequence[BookOrder], resting: Sequence[RestingOrder]
 ) -> list[OrderAction]:
     """Return the actions that turn ``resting`` into ``desired`` (cancels first, then changes)."""
-    wanted: dict[tuple[str, BookSide], DesiredOrder] = {}
+    wanted: dict[tuple[str, BookSide], BookOrder] = {}
     for want in desired:
         key = (want.ticker, want.side)
         if key in wanted:

@@ -51,15 +51,13 @@ from models.money import fp_from_contracts
 from models.orderkey import client_order_id
 from models.orders import (
     Amend,
+    BookOrder,
     Cancel,
     Decrease,
     Keep,
     Place,
     RestingOrder,
     diff_orders,
-)
-from models.orders import (
-    DesiredOrder as BookOrder,
 )
 from models.risk import OrderRequest, Rejection, RiskLimits
 from tasks.db import read_session

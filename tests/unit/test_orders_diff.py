@@ -6,9 +6,9 @@ from hypothesis import strategies as st
 
 from models.orders import (
     Amend,
+    BookOrder,
     Cancel,
     Decrease,
-    DesiredOrder,
     Keep,
     Place,
     RestingOrder,
@@ -21,23 +21,23 @@ def _resting(order_id, ticker="T", side="bid", price=40, remaining=10, filled=0)
 
 
 def test_diff_nothing_resting_places_desired():
-    want = DesiredOrder("T", "bid", 40, 10)
+    want = BookOrder("T", "bid", 40, 10)
     assert diff_orders([want], []) == [Place(want)]
 
 
 def test_diff_same_order_resting_keeps_it():
     rest = _resting("o1")
-    assert diff_orders([DesiredOrder("T", "bid", 40, 10)], [rest]) == [Keep(rest)]
+    assert diff_orders([BookOrder("T", "bid", 40, 10)], [rest]) == [Keep(rest)]
 
 
 def test_diff_smaller_size_same_price_decreases_keeping_priority():
     rest = _resting("o1", remaining=10)
-    assert diff_orders([DesiredOrder("T", "bid", 40, 4)], [rest]) == [Decrease(rest, 4)]
+    assert diff_orders([BookOrder("T", "bid", 40, 4)], [rest]) == [Decrease(rest, 4)]
 
 
 def test_diff_new_price_amends_with_total_count_including_fills():
     rest = _resting("o1", remaining=6, filled=4)
-    want = DesiredOrder("T", "bid", 42, 10)
+    want = BookOrder("T", "bid", 42, 10)
     [action] = diff_orders([want], [rest])
     assert action == Amend(rest, want)
     assert action.new_total_count == 14
@@ -53,20 +53,20 @@ def test_diff_no_desired_order_cancels_what_rests():
 
 def test_diff_duplicates_keep_the_one_at_the_desired_price():
     a, b = _resting("o1", price=41), _resting("o2", price=40)
-    actions = diff_orders([DesiredOrder("T", "bid", 40, 10)], [a, b])
+    actions = diff_orders([BookOrder("T", "bid", 40, 10)], [a, b])
     assert actions == [Cancel(a, "duplicate resting order"), Keep(b)]
 
 
 def test_diff_two_desired_for_one_key_is_refused():
     with pytest.raises(ValueError, match="two desired orders"):
-        diff_orders([DesiredOrder("T", "bid", 40, 1), DesiredOrder("T", "bid", 41, 1)], [])
+        diff_orders([BookOrder("T", "bid", 40, 1), BookOrder("T", "bid", 41, 1)], [])
 
 
 def test_desired_order_refuses_bad_values():
     with pytest.raises(ValueError, match="price_cents"):
-        DesiredOrder("T", "bid", 100, 1)
+        BookOrder("T", "bid", 100, 1)
     with pytest.raises(ValueError, match="count"):
-        DesiredOrder("T", "bid", 50, 0)
+        BookOrder("T", "bid", 50, 0)
 
 
 _keys = st.tuples(st.sampled_from(["A", "B", "C"]), st.sampled_from(["bid", "ask"]))
@@ -79,7 +79,7 @@ _keys = st.tuples(st.sampled_from(["A", "B", "C"]), st.sampled_from(["bid", "ask
     ),
 )
 def test_diff_applied_leaves_exactly_the_desired_book(desired_map, resting_specs):
-    desired = [DesiredOrder(t, s, p, c) for (t, s), (p, c) in desired_map.items()]
+    desired = [BookOrder(t, s, p, c) for (t, s), (p, c) in desired_map.items()]
     resting = [
         RestingOrder(f"o{i}", f"c{i}", t, s, p, r, f)
         for i, ((t, s), p, r, f) in enumerate(resting_specs)
