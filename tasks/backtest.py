@@ -33,12 +33,11 @@ from models.backtest import (
     Issue,
     MarketRecord,
     Tape,
-    WalkForwardResult,
     build_tape,
     run_backtest,
-    walk_forward,
 )
 from models.backtest_metrics import Metrics, compute_metrics, equity_curve
+from models.backtest_walkforward import WalkForwardResult, walk_forward
 from models.climate import STATIONS
 from models.forecast_archive import ms_from_datetime
 from models.scoring import reliability

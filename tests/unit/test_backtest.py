@@ -17,10 +17,9 @@ from models.backtest import (
     MarketRecord,
     build_tape,
     decide_market,
-    event_blocks,
     run_backtest,
-    walk_forward,
 )
+from models.backtest_walkforward import event_blocks, walk_forward
 from models.edge import EdgeParams, Quote, plan_market
 from models.fees import taker_fee_cents
 from models.risk import Holding, RiskLimits, RiskState, max_order_contracts
