@@ -14,7 +14,9 @@ Usage: ``python bench/exchange.py [--orders-per-client N] [--clients 8] [--synch
    Clients reuse one RSA-PSS signature per second (the timestamp stays well inside the exchange's
    5 s skew window), so the figure measures the exchange rather than client-side RSA signing.
    The server's CPU time per order (Linux /proc) is printed too: unlike wall-clock figures it
-   hardly moves when other processes load the machine.
+   moves much less when other processes load the machine (it still rises by 10-25 % on a busy
+   2-core box, so compare runs interleaved). ``orders_per_commit`` is how many orders shared
+   each group commit (fsync) on average, from ``/operator/health``.
    Also in-process through the ASGI app alone (no sockets) to isolate the exchange's own cost.
 3. Restart: how long the exchange takes to replay the resulting command log.
 
@@ -219,7 +221,12 @@ def bench_http(clients: int, per_client: int, synchronous: str,
                 return latencies, errors, elapsed
 
             cpu: list[float | None] = [None, None]
+            health_url = f"{url}/operator/health"
+            before = httpx.get(health_url, timeout=30).json()
             latencies, errors, elapsed = asyncio.run(warm_and_run())
+            after = httpx.get(health_url, timeout=30).json()
+            batches = after["commit_batches"] - before["commit_batches"]
+            committed = after["commands_committed"] - before["commands_committed"]
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -241,6 +248,7 @@ def bench_http(clients: int, per_client: int, synchronous: str,
         "server_cpu_us_per_order": server_cpu_us,
         "p50_ms": latencies[total // 2] * 1000,
         "p99_ms": latencies[min(total - 1, int(total * 0.99))] * 1000,
+        "orders_per_commit": committed / max(batches, 1),  # warm-up included
         "http_orders": total,
         "http_errors": len(errors),
         "http_clients": clients,
@@ -261,7 +269,7 @@ def bench_asgi(clients: int, per_client: int, synchronous: str) -> dict[str, flo
     from kalshi.paper.app import create_app
     from kalshi.paper.exchange import PaperExchange
 
-    async def run(db: Path) -> tuple[int, float]:
+    async def run(db: Path) -> tuple[int, float, float, float]:
         exchange = PaperExchange(db, synchronous=synchronous, advance_interval_s=0)
         app = create_app(exchange, extra_routes=[])
         await exchange.start()
@@ -313,13 +321,15 @@ def bench_asgi(clients: int, per_client: int, synchronous: str) -> dict[str, flo
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
         await exchange.stop()
+        per_commit = exchange.store.commands_committed / max(exchange.store.batches_committed, 1)
         exchange.close()
         ok = sum(1 for statuses in results for s in statuses if s == 201)
-        return ok, elapsed, cpu
+        return ok, elapsed, cpu, per_commit
 
     with tempfile.TemporaryDirectory() as tmp:
-        ok, elapsed, cpu = asyncio.run(run(Path(tmp) / "asgi.sqlite"))
+        ok, elapsed, cpu, per_commit = asyncio.run(run(Path(tmp) / "asgi.sqlite"))
     return {"asgi_orders_per_s": ok / elapsed, "asgi_orders": ok,
+            "asgi_orders_per_commit": per_commit,
             "asgi_us_per_order": elapsed / max(ok, 1) * 1e6,
             "asgi_cpu_us_per_order": cpu / max(ok, 1) * 1e6}
 
@@ -370,7 +380,8 @@ def main() -> None:
     print(f"http: {http['orders_per_s']:,.0f} orders/s with {args.clients} {args.client} clients, "
           f"p50 {http['p50_ms']:.2f} ms, p99 {http['p99_ms']:.2f} ms, "
           f"errors {http['http_errors']} (synchronous={args.synchronous}); server CPU "
-          f"{http['server_cpu_us_per_order']:.0f} us per order")
+          f"{http['server_cpu_us_per_order']:.0f} us per order, "
+          f"{http['orders_per_commit']:.1f} orders per group commit")
     print(f"restart: replayed {http['replayed_commands']} commands at "
           f"{http['replay_commands_per_s']:,.0f}/s ({http['restart_wall_s']:.2f} s wall)")
     result = {k: round(v, 3) if isinstance(v, float) else v

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kalshi.paper import operator, portfolio
 from kalshi.paper import serialize as ser
 from kalshi.paper.exchange import PaperExchange
+from kalshi.paper.hotpath import OrderFastPath
 from kalshi.paper.http import (
     PREFIX,
     ApiError,
@@ -462,7 +463,8 @@ def create_app(exchange: PaperExchange, *, extra_routes: list[Any] | None = None
                     exception_handlers={404: _not_found_handler, 405: _method_handler})
     app.router = _IndexedRouter(routes, lifespan=lifespan)
     app.state.exchange = exchange
-    return FaultMiddleware(app, exchange)
+    # the order-entry route is served by a lean ASGI path inside the fault injection
+    return FaultMiddleware(OrderFastPath(app, exchange), exchange)
 
 
 class _IndexedRouter(Router):

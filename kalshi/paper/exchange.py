@@ -4,7 +4,8 @@ Invariants:
 - Every mutation goes through ``run()`` (or ``call()`` from another thread): the engine applies it
   on the event-loop thread, the command is appended to the log in that same order, and the caller is
   answered only after the log row is committed. Listeners see each Outcome after its commit, in
-  log order.
+  log order. The commands applied during one pass of the event loop are handed to the store
+  together at the end of that pass (``_flush``), so they share one transaction and one fsync.
 - Startup and recovery are one code path (crash-only): the constructor replays the committed log
   through a fresh deterministic ``Engine`` with the logged ``now_ms`` values.
 - A request is authenticated only by a valid RSA-PSS signature of ``timestamp + METHOD + path`` by a
@@ -172,11 +173,15 @@ class _Key:
     tier: str
 
 
-@dataclass(frozen=True)
 class _PendingOutcomes:
-    future: Future[int]
-    outcomes: tuple[Outcome, ...]
-    waiter: asyncio.Future[int]
+    # One applied command awaiting its commit; ``future`` is set when it is handed to the store.
+    __slots__ = ("future", "outcomes", "seq", "waiter")
+
+    def __init__(self, outcomes: tuple[Outcome, ...], waiter: asyncio.Future[int]) -> None:
+        self.future: Future[int] | None = None
+        self.seq = 0
+        self.outcomes = outcomes
+        self.waiter = waiter
 
 
 def _spec_args(spec: MarketSpec) -> dict[str, Any]:
@@ -219,6 +224,9 @@ class PaperExchange:
         self.faults = Faults.from_dict(self.store.setting("faults", {}))
         self._listeners: list[Listener] = []
         self._pending: deque[_PendingOutcomes] = deque()
+        # applied commands not yet handed to the store: flushed once per event-loop pass, so
+        # every order a pass handles joins the same group commit (one hand-off, one fsync)
+        self._outbox: list[tuple[int, str, dict[str, Any], _PendingOutcomes]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._failed: BaseException | None = None
@@ -253,6 +261,7 @@ class PaperExchange:
 
     def close(self) -> None:
         """Commit what is queued and close the database."""
+        self._flush()
         self.store.close()
 
     async def _tick_forever(self) -> None:
@@ -284,17 +293,38 @@ class PaperExchange:
         result, outcomes = self._apply_and_index(kind, now_ms, args)
         if kind == "advance" and all(outcome_is_empty(o) for o in outcomes):
             return result
-        try:
-            future = self.store.append(now_ms, kind, args)
-        except StoreError as exc:  # applied in memory but not logged: stop accepting writes
-            self._failed = exc
-            raise
         waiter: asyncio.Future[int] = loop.create_future()
-        self._pending.append(_PendingOutcomes(future, outcomes, waiter))
+        entry = _PendingOutcomes(outcomes, waiter)
+        self._pending.append(entry)
+        self._outbox.append((now_ms, kind, args, entry))
+        if len(self._outbox) == 1:
+            loop.call_soon(self._flush)
         # a caller that gives up (timeout, disconnect) cancels only its waiter, never the commit:
         # the writer thread commits the row regardless and _on_commit skips the cancelled waiter
         await waiter
         return result
+
+    def _flush(self) -> None:
+        # event-loop thread (or close() once the loop is gone): hand the outbox to the store as
+        # one unit, in application order
+        outbox = self._outbox
+        if not outbox:
+            return
+        self._outbox = []
+        try:
+            first, future = self.store.append_many([(now, kind, args)
+                                                    for now, kind, args, _ in outbox])
+        except StoreError as exc:  # applied in memory but not logged: stop accepting writes
+            self._failed = exc
+            for _ in outbox:  # they are the newest entries of _pending
+                self._pending.pop()
+            for *_, entry in outbox:
+                if not entry.waiter.done():
+                    entry.waiter.set_exception(exc)
+            return
+        for i, (*_, entry) in enumerate(outbox):
+            entry.future = future
+            entry.seq = first + i
 
     async def catch_up(self) -> None:
         """Apply (and commit) what is due by now: market opens and closes, order expiries.
@@ -304,8 +334,11 @@ class PaperExchange:
         already applied: a read never shows a fill or an order that a kill -9 could take back.
         """
         await self.run("advance", {})
+        self._flush()
         if self._pending:
-            await asyncio.wrap_future(self._pending[-1].future)
+            last = self._pending[-1].future
+            assert last is not None  # flushed just above
+            await asyncio.wrap_future(last)
 
     def call(self, kind: str, args: dict[str, Any], timeout_s: float = 30.0) -> Any:
         """Run a command from another thread (tests, CLI helpers) and wait for its commit."""
@@ -314,6 +347,7 @@ class PaperExchange:
         return asyncio.run_coroutine_threadsafe(self.run(kind, args), self._loop).result(timeout_s)
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
+        self._flush()  # a previous loop's unflushed commands go first, in order
         self._loop = loop
 
         def wake() -> None:  # writer thread, once per committed batch
@@ -326,10 +360,14 @@ class PaperExchange:
     def _on_commit(self) -> None:
         # event-loop thread: answer the waiters of every committed command, then the listeners,
         # in log order
-        while self._pending and self._pending[0].future.done():
-            entry = self._pending.popleft()
+        pending = self._pending
+        while pending:
+            future = pending[0].future
+            if future is None or not future.done():
+                break
+            entry = pending.popleft()
             waiter = entry.waiter
-            error = None if entry.future.cancelled() else entry.future.exception()
+            error = None if future.cancelled() else future.exception()
             if error is not None:
                 if self._failed is None:
                     self._failed = error
@@ -337,7 +375,7 @@ class PaperExchange:
                     waiter.set_exception(error)
                 continue
             if not waiter.done():
-                waiter.set_result(entry.future.result())
+                waiter.set_result(entry.seq)
             for outcome in entry.outcomes:
                 for listener in list(self._listeners):
                     try:

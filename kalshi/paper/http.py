@@ -29,6 +29,7 @@ __all__ = [
     "error_response",
     "exchange_of",
     "json_body",
+    "json_object",
     "opt_bool",
     "opt_int",
     "opt_str",
@@ -36,6 +37,8 @@ __all__ = [
     "query_int",
     "rate_limited",
     "RateLimitedError",
+    "REFUSALS",
+    "refusal",
     "require_str",
     "spend",
 ]
@@ -133,16 +136,9 @@ def authed(bucket: str, cost: int = 10) -> Callable[
                 if bucket == "read":  # writes advance the engine themselves
                     await exchange.catch_up()
                 return await handler(request, account)
-            except RateLimitedError:
-                return rate_limited()
-            except ApiError as exc:
-                return JSONResponse(exc.body(), status_code=exc.status)
-            except EngineReject as exc:
-                error = engine_error(exc)
-                return JSONResponse(error.body(), status_code=error.status)
-            except StoreError as exc:  # not committed, so not acknowledged: the client may retry
-                return error_response(503, "service_unavailable",
-                                      "the paper exchange cannot write its database", str(exc))
+            except REFUSALS as exc:
+                status, body = refusal(exc)
+                return JSONResponse(body, status_code=status)
 
         endpoint.__name__ = handler.__name__
         return endpoint
@@ -150,9 +146,31 @@ def authed(bucket: str, cost: int = 10) -> Callable[
     return wrap
 
 
+REFUSALS = (RateLimitedError, ApiError, EngineReject, StoreError)
+
+
+def refusal(exc: Exception) -> tuple[int, dict[str, str]]:
+    """Return the status and Kalshi body answering one of ``REFUSALS``."""
+    if isinstance(exc, RateLimitedError):
+        return 429, {"error": "too many requests"}
+    if isinstance(exc, EngineReject):
+        exc = engine_error(exc)
+    if isinstance(exc, ApiError):
+        return exc.status, exc.body()
+    if isinstance(exc, StoreError):  # not committed, so not acknowledged: the client may retry
+        return 503, {"code": "service_unavailable",
+                     "message": "the paper exchange cannot write its database",
+                     "details": str(exc)}
+    raise TypeError(f"not a refusal: {exc!r}")
+
+
 async def json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
     """Parse the body as a JSON object, or raise ApiError 400 saying what is wrong."""
-    raw = await request.body()
+    return json_object(await request.body(), required=required)
+
+
+def json_object(raw: bytes, *, required: bool = True) -> dict[str, Any]:
+    """Parse a request body as a JSON object, or raise ApiError 400 saying what is wrong."""
     if not raw.strip():
         if required:
             raise ApiError(400, "invalid_parameters", "request body is required", "body")

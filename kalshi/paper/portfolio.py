@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kalshi.paper import serialize as ser
-from kalshi.paper.exchange import TIERS
+from kalshi.paper.exchange import TIERS, PaperExchange
 from kalshi.paper.http import (
     PREFIX,
     ApiError,
@@ -23,6 +23,7 @@ from kalshi.paper.http import (
     engine_error,
     exchange_of,
     json_body,
+    json_object,
     opt_bool,
     opt_int,
     opt_str,
@@ -39,7 +40,7 @@ from models.money import (
     price_cents_from_dollars,
 )
 
-__all__ = ["MAX_BATCH", "parse_order_request", "routes"]
+__all__ = ["MAX_BATCH", "parse_order_request", "routes", "submit_order"]
 
 MAX_BATCH = 20  # Kalshi's documented batch limit before budgets replaced it
 
@@ -331,11 +332,20 @@ async def get_order(request: Request, account: str) -> Response:
 
 @authed("write")
 async def create_order(request: Request, account: str) -> Response:
-    exchange = exchange_of(request)
-    fields = parse_order_request(await json_body(request), account)
-    order = await exchange.run("submit", {"request": fields})
+    body = await submit_order(exchange_of(request), account, await request.body())
     _accept(request)
-    return JSONResponse(_create_result(order), status_code=201)
+    return JSONResponse(body, status_code=201)
+
+
+async def submit_order(exchange: PaperExchange, account: str, raw: bytes) -> dict[str, Any]:
+    """Parse a ``CreateOrderV2Request`` body, submit it, return the 201 body once committed.
+
+    Shared by the Starlette route and the lean ASGI path (``kalshi.paper.hotpath``), so both
+    answer alike. Raises ``ApiError``, ``EngineReject`` or ``StoreError``.
+    """
+    fields = parse_order_request(json_object(raw), account)
+    order = await exchange.run("submit", {"request": fields})
+    return _create_result(order)
 
 
 @authed("write", cost=0)

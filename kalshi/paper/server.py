@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import importlib.util
 import inspect
@@ -34,12 +35,14 @@ __all__ = [
     "LIQUIDITY_MODES",
     "WS_PING_INTERVAL_S",
     "LiquidityUnavailable",
+    "GC_THRESHOLDS",
     "bound_url",
     "main",
     "run_server",
     "serve_in_thread",
     "start_liquidity_for",
     "stop_liquidity",
+    "tune_gc_for_serving",
     "uvicorn_config",
 ]
 
@@ -48,6 +51,7 @@ log = logging.getLogger(__name__)
 LIQUIDITY_MODES = ("synthetic", "replay", "mirror", "none")
 WS_PING_INTERVAL_S = 10.0  # Kalshi pings every 10 s
 LIQUIDITY_STOP_TIMEOUT_S = 30.0
+GC_THRESHOLDS = (20_000, 50, 100)  # see tune_gc_for_serving
 
 
 class LiquidityUnavailable(RuntimeError):
@@ -74,6 +78,19 @@ def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                           lifespan="on", loop=loop, http=http, workers=1, proxy_headers=False,
                           ws_ping_interval=WS_PING_INTERVAL_S)
+
+
+def tune_gc_for_serving() -> None:
+    """Tune the cyclic garbage collector of a process that only serves the exchange.
+
+    Everything loaded by now (modules, the replayed engine state) lives until exit, so it is
+    frozen out of collections, and young collections run every 20,000 allocations instead of
+    700: full collections otherwise walk every imported module's objects and cost about a sixth
+    of the CPU per order. Process-wide, so only ``run_server`` (which owns its process) calls it.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @contextmanager
@@ -153,7 +170,8 @@ def run_server(
     ``liquidity_opts`` go to ``kalshi.paper.liquidity.start_liquidity`` (e.g. replay:
     ``data_dir``, ``event_ticker``, ``speed``; mirror: ``base_url``, ``tickers``; synthetic:
     ``seed``). The liquidity task is stopped before the exchange stops, so every command it had
-    the engine apply is committed.
+    the engine apply is committed. The process's garbage collector is tuned for serving
+    (``tune_gc_for_serving``).
     """
     if liquidity not in LIQUIDITY_MODES:
         raise LiquidityUnavailable(f"--liquidity must be one of {LIQUIDITY_MODES} "
@@ -173,6 +191,7 @@ def run_server(
     app = create_app(exchange, close_on_shutdown=True, before_stop=stop_all_liquidity)
     config = uvicorn_config(app, host, port)
     server = uvicorn.Server(config)
+    tune_gc_for_serving()
 
     def on_ready(url: str) -> Any:
         try:

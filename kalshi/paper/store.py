@@ -6,7 +6,8 @@ in ``seq`` order, through a fresh deterministic engine rebuilds the exact state,
 
 Commits are grouped: one writer thread takes every command queued since its last commit, writes
 them in one transaction and then completes all their futures at once (group commit), so the fsync
-cost is shared by concurrent clients instead of paid per order.
+cost is shared by concurrent clients instead of paid per order. ``append_many`` queues several
+commands as one unit (one hand-off, one future, never split across transactions).
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ CREATE TABLE IF NOT EXISTS settings (
     value TEXT NOT NULL
 );
 """
+
+
+# json.dumps(args, separators=(",", ":"), sort_keys=True), with the encoder built once
+_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 
 class StoreError(RuntimeError):
@@ -116,7 +121,7 @@ class CommandStore:
             raise StoreError(f"cannot open paper exchange database {self.path}: {exc}") from exc
         self._next_seq = int(row[0]) + 1
         self._seq_lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Pending | list[_Pending] | None] = queue.SimpleQueue()
         self._writer_conn = self._connect(synchronous)
         self._closed = False
         self.batches_committed = 0
@@ -147,13 +152,37 @@ class CommandStore:
         """Queue one command; the future completes with its ``seq`` once it is committed."""
         if self._closed:
             raise StoreError(f"paper exchange database {self.path} is closed")
-        text = json.dumps(args, separators=(",", ":"), sort_keys=True)
+        text = _ENCODE(args)
         future: Future[int] = Future()
         with self._seq_lock:  # seq order == call order == engine application order
             seq = self._next_seq
             self._next_seq += 1
             self._queue.put(_Pending(seq, now_ms, kind, text, future))
         return future
+
+    def append_many(
+        self, commands: list[tuple[int, str, dict[str, Any]]]
+    ) -> tuple[int, Future[int]]:
+        """Queue (now_ms, kind, args) commands as one unit; return (first seq, commit future).
+
+        The commands get consecutive ``seq`` numbers in list order and are always written in
+        the same transaction; the future completes with the last ``seq`` once they are
+        committed. One hand-off to the writer thread for the lot instead of one per command.
+        """
+        if self._closed:
+            raise StoreError(f"paper exchange database {self.path} is closed")
+        texts = [_ENCODE(args) for _now_ms, _kind, args in commands]
+        future: Future[int] = Future()
+        # running: nobody can cancel it (a cancelled asyncio.wrap_future() would try), so it
+        # completes only when the writer has committed or failed
+        future.set_running_or_notify_cancel()
+        with self._seq_lock:  # seq order == call order == engine application order
+            first = self._next_seq
+            self._next_seq += len(commands)
+            self._queue.put([_Pending(first + i, now_ms, kind, text, future)
+                             for i, ((now_ms, kind, _args), text) in
+                             enumerate(zip(commands, texts, strict=True))])
+        return first, future
 
     def append_sync(self, now_ms: int, kind: str, args: dict[str, Any]) -> int:
         """Queue one command and wait until it is committed; return its ``seq``."""
@@ -164,7 +193,7 @@ class CommandStore:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
+            batch = first if isinstance(first, list) else [first]
             stop = False
             while True:
                 try:
@@ -174,7 +203,10 @@ class CommandStore:
                 if item is None:
                     stop = True
                     break
-                batch.append(item)
+                if isinstance(item, list):
+                    batch.extend(item)
+                else:
+                    batch.append(item)
             rows = [(p.seq, p.now_ms, p.kind, p.text) for p in batch]
             try:
                 with self._writer_conn:
@@ -186,12 +218,16 @@ class CommandStore:
                 log.error("paper store commit failed: %s", exc)
                 error = StoreError(f"cannot write paper exchange database {self.path}: {exc}")
                 for pending in batch:
-                    _settle(pending.future, error=error)
+                    if not pending.future.done():
+                        _settle(pending.future, error=error)
             else:
                 self.batches_committed += 1
                 self.commands_committed += len(batch)
-                for pending in batch:
-                    _settle(pending.future, seq=pending.seq)
+                # newest first: a future shared by several commands settles once, with the
+                # last seq of its commands
+                for pending in reversed(batch):
+                    if not pending.future.done():
+                        _settle(pending.future, seq=pending.seq)
             hook = self._commit_hook
             if hook is not None:
                 try:
