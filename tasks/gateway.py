@@ -19,6 +19,11 @@ Invariants:
 - A fill the ledger cannot book (an order it does not know, in a market it holds nothing in)
   never stops the cycle: it is recorded as drift (an ``input`` risk event and a ``drift:`` halt,
   deduplicated) so new exposure stops until the reconciler imports it and a human resumes.
+- Fill booking is incremental: a cycle asks the exchange only for fills at or after the
+  watermark (the newest fill the ledger holds, by the exchange's own timestamps) minus
+  ``FILL_OVERLAP_S``, so its cost does not grow with the account's history; the ledger dedupes
+  by fill id. A fill that shows up later than the overlap with an older timestamp is not lost:
+  the reconcile flow reads the whole history by cursor and imports it (``tasks.reconcile``).
 
 Order changes map onto Kalshi's V2 endpoints: Place -> batch create; Cancel -> batch cancel;
 Decrease (same price, smaller) -> decrease (keeps queue priority, adds no exposure); Amend (new
@@ -38,7 +43,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Final
 
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
 from sqlmodel import col, select
 
 from kalshi.client import KalshiClient, order_request
@@ -79,6 +84,7 @@ from tasks.ledger_store import (
 __all__ = [
     "BATCH_SIZE",
     "DRIFT_HALT_PREFIX",
+    "FILL_OVERLAP_S",
     "MAX_REVISIONS",
     "ExchangeSnapshot",
     "GatewayReport",
@@ -88,6 +94,7 @@ __all__ = [
     "book_fills",
     "book_order",
     "fill_report",
+    "fill_watermark_ms",
     "record_skip",
     "record_skips",
     "sync_exchange",
@@ -98,6 +105,9 @@ log = logging.getLogger(__name__)
 BATCH_SIZE: Final = 20  # Kalshi's batch endpoints take at most 20 orders per call
 MAX_REVISIONS: Final = 8  # replacements of one (market, side) within one decision slot
 DRIFT_HALT_PREFIX: Final = "drift:"  # halts set for fills the ledger could not book
+# how far before the ledger's newest fill a booking pass looks again: fills the exchange lists
+# late (with an older timestamp) inside this window are still booked by the next cycle
+FILL_OVERLAP_S: Final = 600
 _EXCHANGE_STATUS: Final = {"resting": "resting", "executed": "executed", "canceled": "canceled"}
 
 
@@ -233,17 +243,35 @@ def _resolve(engine: Engine, row: OrderRecord, found: Order | None, *, as_of: da
     return status
 
 
+def fill_watermark_ms(engine: Engine) -> int | None:
+    """Return the exchange timestamp (ms) of the newest fill the ledger holds (None: none)."""
+    with read_session(engine) as session:  # an index lookup (fills.ts_ms is indexed)
+        newest = session.exec(select(func.max(LedgerFill.ts_ms))).one()
+    return None if newest is None else int(newest)
+
+
 def book_fills(client: KalshiClient, engine: Engine, *, as_of: datetime,
                owners: dict[str, str] | None = None,
-               webhook: SecretStr | str | None = None) -> int:
-    """Book every exchange fill the ledger lacks (idempotent); return how many were new.
+               webhook: SecretStr | str | None = None,
+               overlap_s: int | None = FILL_OVERLAP_S) -> int:
+    """Book the exchange fills the ledger lacks (idempotent); return how many were new.
 
+    Only fills at or after the ledger's watermark minus `overlap_s` seconds are read (the whole
+    history when the ledger has no fill yet, or with `overlap_s` None); older late fills are the
+    reconciler's (it reads everything by cursor).
     `owners` maps exchange order ids to client order ids; the exchange's order list is read
     only when a new fill's order is not in it (or `owners` is omitted).
     A fill the ledger refuses is recorded as drift (risk event + deduplicated ``drift:`` halt,
     alerted to `webhook`) for the reconciler; the other fills are still booked.
     """
-    fills = list(client.iter_fills(limit=200))
+    if overlap_s is not None and overlap_s < 0:
+        raise ValueError(f"overlap_s: must be >= 0 seconds (got {overlap_s})")
+    min_ts: int | None = None  # Unix seconds, as Kalshi's GET /portfolio/fills takes it
+    if overlap_s is not None:
+        newest_ms = fill_watermark_ms(engine)
+        if newest_ms is not None:
+            min_ts = max(newest_ms // 1000 - overlap_s, 0)
+    fills = list(client.iter_fills(min_ts=min_ts, limit=200))
     ids = sorted({f.fill_id for f in fills})
     seen: set[str] = set()
     with read_session(engine) as session:  # only the ids at hand: the ledger keeps every fill

@@ -5,15 +5,19 @@ Invariant: every request carries the configured User-Agent (with contact) and
 forecasts honour Cache-Control/Expires and revalidate with If-Modified-Since; `/points` is cached
 for days; 500/503 and network errors are retried with backoff, "Forecast Grid Expired" and 403
 are not (a 403 explains the User-Agent rule). Parsing is done by the pure `models.nws`.
+A `/points` answer read from the network or the disk cache is also kept in process memory for
+`POINTS_MEMO_TTL` (per cache file and URL), so a trading cycle does not pay a cache-file lookup
+per station; the disk cache stays the authority (the memo is much shorter than its 7 days).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 POINTS_TTL = timedelta(days=7)
+POINTS_MEMO_TTL = timedelta(hours=1)
+_POINTS_MEMO: dict[tuple[str, str], tuple[float, GridPoint, FetchedDoc]] = {}
+_POINTS_MEMO_LOCK = threading.Lock()
 RETRY_STATUSES = (500, 502, 503, 504)
 
 
@@ -110,6 +117,7 @@ class NwsClient:
         self._retries, self._backoff_s, self._timeout_s = retries, backoff_s, timeout_s
         self._sleep, self._now = sleep, now
         cache_dir.mkdir(parents=True, exist_ok=True)
+        self._points_cache = str((cache_dir / "nws_points_cache.sqlite").resolve())
         headers = {"User-Agent": user_agent, "Accept": "application/geo+json"}
         # forecasts: the server's Cache-Control/Expires decide; without them, store and
         # revalidate every time (If-Modified-Since / ETag); errors are never stored
@@ -187,9 +195,17 @@ class NwsClient:
     # -- endpoints ---------------------------------------------------------------------------
     def get_points(self, lat: float, lon: float) -> tuple[GridPoint, FetchedDoc]:
         """Resolve a coordinate (rounded to 4 dp, as the API requires) to its gridpoint."""
-        doc = self.get_json(f"/points/{round(lat, 4):.4f},{round(lon, 4):.4f}",
-                            session=self.points_session)
-        return parse_points(doc.payload), doc
+        path = f"/points/{round(lat, 4):.4f},{round(lon, 4):.4f}"
+        key = (self._points_cache, f"{self.base_url}{path}")
+        with _POINTS_MEMO_LOCK:
+            memo = _POINTS_MEMO.get(key)
+        if memo is not None and time.monotonic() - memo[0] < POINTS_MEMO_TTL.total_seconds():
+            return memo[1], replace(memo[2], from_cache=True)
+        doc = self.get_json(path, session=self.points_session)
+        point = parse_points(doc.payload)  # a bad answer raises and is not remembered
+        with _POINTS_MEMO_LOCK:
+            _POINTS_MEMO[key] = (time.monotonic(), point, doc)
+        return point, doc
 
     def get_gridpoint_raw(self, point: GridPoint) -> FetchedDoc:
         """Fetch the raw gridpoint layers (parse with `models.nws.parse_gridpoint`)."""

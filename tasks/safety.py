@@ -41,7 +41,7 @@ from sqlmodel import col, select
 
 from kalshi.client import KalshiClient
 from kalshi.errors import KalshiError
-from kalshi.wire import BatchCancelOrder, Order
+from kalshi.wire import Balance, BatchCancelOrder, Order
 from models.breakers import (
     Breaker,
     BreakerLimits,
@@ -99,6 +99,7 @@ __all__ = [
     "cancel_all",
     "cancel_all_task",
     "cancel_strategy",
+    "equity_of",
     "evaluate",
     "fill_counts",
     "halt_trading",
@@ -319,15 +320,26 @@ class ExchangeState:
         return self.balance_cents + self.collateral_cents + self.portfolio_value_cents
 
 
+def _resting_of(orders: Iterable[Order]) -> tuple[Order, ...]:
+    return tuple(o for o in orders if o.status == "resting" and o.remaining_contracts > 0)
+
+
 def read_exchange_state(client: KalshiClient) -> ExchangeState:
     """Read balance, resting orders and positions (raises KalshiError when unreachable)."""
     balance = client.get_balance()
-    resting = tuple(o for o in client.iter_orders(status="resting")
-                    if o.status == "resting" and o.remaining_contracts > 0)
+    resting = _resting_of(client.iter_orders(status="resting"))
     positions = {p.ticker: p.position_contracts for p in client.iter_positions()
                  if p.position_contracts != 0}
     return ExchangeState(balance.balance_cents, balance.portfolio_value_cents or 0, resting,
                          positions)
+
+
+def equity_of(balance: Balance, orders: Iterable[Order]) -> int:
+    """Return ``ExchangeState.equity_cents`` from `balance` and a complete listing of our orders
+    read AFTER it (``read_exchange_state``'s reads in its order; positions are not part of
+    equity), so a caller that has just listed every order need not list resting ones again."""
+    return ExchangeState(balance.balance_cents, balance.portfolio_value_cents or 0,
+                         _resting_of(orders), {}).equity_cents
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,13 @@ Invariants:
   collateral + positions at market), so whichever runs first records the same start of day.
 - A successful market-data read records heartbeat ``feed:market-data``; a forecast read with at
   least one usable forecast records ``feed:forecast`` (the feed breakers' inputs).
+- Series metadata (settlement sources, fee type, terms) is read at most once per
+  ``SERIES_TTL_S`` per venue and process (``SeriesCache``); its settlement-source check runs on
+  every cycle all the same, only successful reads are kept, and a series whose read failed is
+  never traded (no stale fallback). Market rules and books are read fresh every cycle.
+- The sync reads the balance, then lists our orders once: equity's resting orders come from that
+  listing (the reads and order of ``tasks.safety.read_exchange_state``, minus positions, which
+  equity does not use).
 
 The probability model (``MODEL_VERSION``): the NWS gridpoint ``maxTemperature`` of the climate
 day is the mean of a normal predictive distribution of the CLI high whose spread grows with the
@@ -22,8 +29,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -66,18 +75,20 @@ from tasks.gateway import (
 from tasks.kalshi_client import kalshi_client
 from tasks.ledger_store import read_risk_state, record_heartbeat
 from tasks.nws import NwsError, nws_client
-from tasks.safety import read_exchange_state
+from tasks.safety import equity_of
 from tasks.settings import Settings, load_settings
 
 __all__ = [
     "FEED_FORECAST",
     "FEED_MARKET_DATA",
     "MODEL_VERSION",
+    "SERIES_TTL_S",
     "WEATHER_SERIES",
     "CycleOrders",
     "DecisionRow",
     "Forecast",
     "MarketInput",
+    "SeriesCache",
     "SyncResult",
     "decide_markets",
     "fetch_forecasts",
@@ -100,6 +111,42 @@ WEATHER_SERIES: Final = ("KXHIGHNY", "KXHIGHCHI", "KXHIGHMIA", "KXHIGHAUS", "KXH
 FEED_MARKET_DATA: Final = "feed:market-data"
 FEED_FORECAST: Final = "feed:forecast"
 BOOK_CHUNK: Final = 100  # GET /markets/orderbooks takes at most 100 tickers
+SERIES_TTL_S: Final = 600.0  # series metadata changes rarely; re-read every 10 minutes
+
+
+class SeriesCache:
+    """Successful ``GET /series/{ticker}`` reads of this process, per venue, for ``ttl_s``.
+
+    A failed read raises and stores nothing, so an expired entry is never used as a fallback.
+    """
+
+    def __init__(self, ttl_s: float = SERIES_TTL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if ttl_s < 0:
+            raise ValueError(f"ttl_s: must be >= 0 seconds (got {ttl_s})")
+        self.ttl_s, self._clock = ttl_s, clock
+        self._entries: dict[tuple[str, str], tuple[float, Series]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, client: KalshiClient, venue: str, ticker: str) -> Series:
+        """Return the series of `ticker` at `venue`, read through `client` when not fresh."""
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get((venue, ticker))
+        if entry is not None and now - entry[0] < self.ttl_s:
+            return entry[1]
+        series = client.get_series(ticker)  # KalshiError propagates; nothing is stored
+        with self._lock:
+            self._entries[(venue, ticker)] = (now, series)
+        return series
+
+    def clear(self) -> None:
+        """Forget every entry (the next read of each series goes to the exchange)."""
+        with self._lock:
+            self._entries.clear()
+
+
+_SERIES = SeriesCache()
 
 
 @lru_cache(maxsize=8)
@@ -238,9 +285,10 @@ def sync_orders(as_of: datetime, resolve_after_s: float = 30.0) -> SyncResult:
     settings = load_settings()
     engine = ledger(settings)
     with _client(settings) as client:
+        balance = client.get_balance()  # before the orders, as read_exchange_state reads them
         snapshot = sync_exchange(client, engine, as_of=as_of, resolve_after_s=resolve_after_s,
                                  webhook=settings.alert_webhook_url)
-        equity = read_exchange_state(client).equity_cents  # the guard's equity, not a copy
+        equity = equity_of(balance, snapshot.orders)  # the guard's equity, not a copy
     return SyncResult(equity, snapshot.fills_booked, snapshot.resolved, snapshot.resting,
                       tuple(o.client_order_id for o in snapshot.orders if o.client_order_id))
 
@@ -283,7 +331,7 @@ def fetch_weather_markets(series: Sequence[str], as_of: datetime,
     with _client(settings) as client:
         for ticker in series:
             try:
-                info = client.get_series(ticker)
+                info = _SERIES.get(client, settings.base_url, ticker)
             except KalshiError as exc:
                 skips.append(Skip("", ticker, f"series {ticker}: {type(exc).__name__}: {exc}"))
                 continue

@@ -98,8 +98,11 @@ def test_guard_trading_errors_at_or_under_5_percent_do_not_trip_one_more_does(
         assert _trading_cycles(trading, 1) == 1
     finally:
         trading.venue.operator("/faults", {"clear": True})
-    assert _trading_cycles(trading, 8) == 0
     counts = api_call_counts(trading.engine, now=trading.venue.clock.now(), window_s=WINDOW_S)
+    while counts.calls < 2 * BreakerLimits().min_calls:  # healthy cycles (calls per cycle vary)
+        assert _trading_cycles(trading, 1) == 0
+        counts = api_call_counts(trading.engine, now=trading.venue.clock.now(),
+                                 window_s=WINDOW_S)
     assert counts.errors == 1  # the trading task's failed call was counted
     assert counts.calls >= 2 * BreakerLimits().min_calls
 
