@@ -43,8 +43,9 @@ class KeyLoadError(ValueError):
     """A key file or secret that cannot be read as an RSA key (the key itself is never shown)."""
 
 
-def _pss() -> padding.PSS:
-    return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+# built once: the padding and hash objects are immutable descriptions, safe to share
+_PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+_SHA256 = hashes.SHA256()
 
 
 def signing_message(timestamp_ms: int, method: str, path: str) -> bytes:
@@ -54,7 +55,7 @@ def signing_message(timestamp_ms: int, method: str, path: str) -> bytes:
 
 def sign(private_key: rsa.RSAPrivateKey, message: bytes) -> str:
     """Sign ``message`` with RSA-PSS SHA-256 and return the base64 signature."""
-    signature = private_key.sign(message, _pss(), hashes.SHA256())
+    signature = private_key.sign(message, _PSS, _SHA256)
     return base64.b64encode(signature).decode("ascii")
 
 
@@ -65,7 +66,7 @@ def verify(public_key: rsa.RSAPublicKey, message: bytes, signature_b64: str) -> 
     except (binascii.Error, ValueError):
         return False
     try:
-        public_key.verify(signature, message, _pss(), hashes.SHA256())
+        public_key.verify(signature, message, _PSS, _SHA256)
     except InvalidSignature:
         return False
     return True
