@@ -640,6 +640,13 @@ class PaperExchange:
             ticker
         ] = raw
 
+    def has_reference(self, kind: str, ticker: str) -> bool:
+        """Return whether a series, event or market's raw fields are stored."""
+        if kind not in ("series", "event", "market"):
+            raise ValueError(f"kind: expected series, event or market (got {kind!r})")
+        return ticker in {"series": self.series_raw, "event": self.events_raw,
+                          "market": self.markets_raw}[kind]
+
     def add_references(self, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
         """Store many (kind, ticker, raw) reference rows in one transaction."""
         for kind, _ticker, _raw in rows:

@@ -112,6 +112,8 @@ class LiquidityVenue(Protocol):
 
     def add_reference(self, kind: str, ticker: str, raw: dict[str, Any]) -> None: ...
 
+    def has_reference(self, kind: str, ticker: str) -> bool: ...
+
 
 class _Agent(Protocol):
     async def setup(self) -> None: ...
@@ -467,6 +469,21 @@ class _ReplayAgent:
         self.last_price: dict[str, int] = {}
         self.clock: ReplayClock | None = None
 
+    def _publish_series(self, series_ticker: str) -> None:
+        # the recorded events carry no series object; without one GET /series/{t} has no
+        # settlement source and a desk skips every market. Publish the station registry's
+        # series object unless one was loaded (add-markets), which is kept.
+        if self.venue.has_reference("series", series_ticker):
+            return
+        try:
+            info = series_info(series_ticker)
+        except ValueError:
+            log.warning("replay %s: no series object for %s (not a known KXHIGH series); load "
+                        "one with add-markets or a desk will skip its markets",
+                        self.event_ticker, series_ticker)
+            return
+        self.venue.add_reference("series", series_ticker, series_dict(info))
+
     async def setup(self) -> None:
         # file reads off the event loop: the exchange keeps serving while a replay loads
         record = await asyncio.to_thread(load_recorded_event, self.data_dir, self.event_ticker)
@@ -489,6 +506,7 @@ class _ReplayAgent:
         for account in (REPLAY_ACCOUNT, MM_ACCOUNT):
             await _ensure_account(self.venue, account, self.balance_cents)
         known = set(self.venue.market_tickers())
+        self._publish_series(event.series_ticker)
         self.venue.add_reference("event", event.event_ticker, dict(record["event"]))
         for market, raw in zip(self.markets, record["markets"], strict=True):
             descriptive = {k: v for k, v in raw.items()
