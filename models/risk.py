@@ -22,7 +22,7 @@ account gets 5 % of that 20 % per event. Limits, in the order they are checked:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_FLOOR, Decimal
 from typing import Final, Protocol
 
@@ -36,6 +36,7 @@ __all__ = [
     "RiskState",
     "check_order",
     "max_order_contracts",
+    "with_order",
 ]
 
 LIMIT_NAMES: Final = ("invalid", "halt", "daily_loss", "capital", "category", "contract", "volume")
@@ -247,6 +248,21 @@ def check_order(order: OrderRequest, state: RiskState, limits: RiskLimits) -> Ap
     """Return Approved if `order` keeps every limit given `state`, else the first breach."""
     headroom = _headroom(order, state, limits)
     return headroom.rejection if headroom.rejection is not None else Approved(order)
+
+
+def with_order(state: RiskState, order: OrderRequest) -> RiskState:
+    """Return `state` with `order` counted in flight (its whole cost and count), the way the gate
+    counts an intent: so the next market of a cycle is sized against what is left."""
+    holdings = list(state.holdings)
+    for n, held in enumerate(holdings):
+        if held.market_ticker == order.market_ticker:
+            holdings[n] = replace(held, exposure_cents=held.exposure_cents + order.cost_cents,
+                                  contracts=held.contracts + order.count)
+            break
+    else:
+        holdings.append(Holding(order.market_ticker, order.event_ticker, order.category,
+                                order.cost_cents, order.count))
+    return replace(state, holdings=tuple(holdings))
 
 
 def max_order_contracts(order: OrderRequest, state: RiskState, limits: RiskLimits) -> int:

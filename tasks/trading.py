@@ -62,7 +62,7 @@ from models.ledger import Decision, Fill, OrderRecord, Position, ms_from_datetim
 from models.nws import NwsParseError, grid_max_temperature_f, parse_gridpoint
 from models.orderkey import decision_slot
 from models.orders import RestingOrder
-from models.risk import OrderRequest, RiskLimits, RiskState, max_order_contracts
+from models.risk import OrderRequest, RiskLimits, RiskState, max_order_contracts, with_order
 from models.weather import Predictive, WeatherModelError, bracket_probabilities
 from tasks.api_calls import flush_api_calls
 from tasks.db import ledger_engine, read_session, upgrade_ledger, write_session
@@ -526,10 +526,10 @@ def decide_markets(markets: Sequence[MarketInput], forecasts: Sequence[Forecast]
                                     m.yes_ask_cents, None, "skip", problem))
             continue
 
-        def cap(side: str, price: int, market: MarketInput = m) -> int:
+        def cap(side: str, price: int, market: MarketInput = m, now: RiskState = state) -> int:
             probe = OrderRequest(market.market_ticker, market.event_ticker, market.category,
                                  side, price, 1, market.volume_24h)
-            return max_order_contracts(probe, state, limits)
+            return max_order_contracts(probe, now, limits)
 
         loose = max(cap("yes", 1), cap("no", 1))
         plan: MarketPlan = plan_market(prob, quote, params, as_of=as_of, bankroll_cents=bankroll,
@@ -543,6 +543,10 @@ def decide_markets(markets: Sequence[MarketInput], forecasts: Sequence[Forecast]
                                    max_contracts=tight,
                                    held_contracts=held.get(m.market_ticker, 0))
         chosen_order = plan.orders[0] if plan.orders else None
+        if chosen_order is not None:  # the next market is sized against what this one leaves
+            state = with_order(state, OrderRequest(
+                m.market_ticker, m.event_ticker, m.category, chosen_order.side,
+                chosen_order.price_cents, chosen_order.count, m.volume_24h))
         decisions.append(Decision(
             strategy=strategy, market_ticker=m.market_ticker, event_ticker=m.event_ticker,
             model_version=MODEL_VERSION, model_inputs_json=json.dumps(inputs, sort_keys=True),

@@ -330,3 +330,46 @@ def test_trading_tasks_use_guard_equity_and_record_feed_heartbeats(
     assert any(f.max_f is not None for f in fetch_forecasts.fn(wanted, later))
     assert heartbeat_times(engine, feeds)["feed:forecast"] == later.replace(
         microsecond=later.microsecond // 1000 * 1000)
+
+
+def test_decide_markets_sizes_each_market_against_what_the_previous_left(
+        venue: Venue, settings_env: str) -> None:
+    from datetime import date
+
+    from models.risk import Approved, RiskLimits, RiskState, check_order, with_order
+    from models.risk import OrderRequest as RiskOrder
+    from tasks.settings import load_settings
+    from tasks.trading import Forecast, MarketInput, decide_markets
+
+    # Arrange: three cheap brackets around the forecast in ONE event, a small account, so each
+    # market alone would use most of the event's headroom
+    as_of = datetime.now(UTC)
+    day = date(2026, 11, 23)
+    close_ms = int((as_of + timedelta(hours=20)).timestamp() * 1000)
+    markets = [MarketInput(f"KXHIGHNY-26NOV23-B{n}.5", "KXHIGHNY-26NOV23", "KXHIGHNY", "Climate",
+                           day, n, n + 1, 3, 6, 100_000, close_ms) for n in (48, 50, 52)]
+    forecasts = [Forecast("KXHIGHNY", day, 50.9, None, None)]
+    equity = 40_000
+    limits = RiskLimits.from_settings(load_settings(fresh=True))
+
+    # Act
+    cycle = decide_markets.fn(markets, forecasts, as_of, equity, "headroom")
+
+    # Assert: the gate approves the whole cycle in order (before, every market was sized against
+    # the full headroom and the gate refused the excess); the markets after the headroom is used
+    # are decided with a zero cap, said so, instead of being sent and refused
+    rows = [(r.market_ticker, r.action, r.reason) for r in cycle.rows]
+    assert cycle.wants, rows
+    assert any("cap 0 contracts" in (reason or "") for _, _, reason in rows), rows
+    state = RiskState(equity, equity)
+    for want in cycle.wants:
+        order = RiskOrder(want.order.market_ticker, want.event_ticker, want.category,
+                          want.order.side, want.order.price_cents, want.order.count,
+                          want.avg_daily_volume)
+        verdict = check_order(order, state, limits)
+        assert isinstance(verdict, Approved), (want.order, verdict)
+        state = with_order(state, order)
+    first = cycle.wants[0].order
+    alone = decide_markets.fn([m for m in markets if m.market_ticker != first.market_ticker],
+                              forecasts, as_of, equity, "headroom-alone").wants
+    assert sum(w.order.count for w in cycle.wants[1:]) < sum(w.order.count for w in alone)

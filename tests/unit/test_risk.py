@@ -228,3 +228,15 @@ def test_risk_limits_from_default_settings_equal_documented_defaults():
     from tasks.settings import Settings
 
     assert RiskLimits.from_settings(Settings(_env_file=None)) == RiskLimits()
+
+
+def test_with_order_counts_the_order_in_flight_in_its_market_or_a_new_holding():
+    from models.risk import Holding, OrderRequest, RiskState, with_order
+
+    state = RiskState(100_000, 100_000, (Holding("M1", "E1", "weather", 400, 10),))
+    one = with_order(state, OrderRequest("M1", "E1", "weather", "no", 30, 5, None))
+    two = with_order(one, OrderRequest("M2", "E1", "weather", "yes", 7, 3, None))
+    assert one.holdings == (Holding("M1", "E1", "weather", 550, 15),)
+    assert two.holdings == (Holding("M1", "E1", "weather", 550, 15),
+                            Holding("M2", "E1", "weather", 21, 3))
+    assert state.holdings == (Holding("M1", "E1", "weather", 400, 10),)  # unchanged
