@@ -26,7 +26,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any, Final
 
 from sqlalchemy import Engine
@@ -49,6 +48,7 @@ from models.ledger import (
     datetime_from_ms,
     ms_from_datetime,
 )
+from models.money import MoneyError, price_cents_from_dollars
 from models.news import NewsParseError, item_from_json, novelty, parse_push
 from models.news_rules import (
     ActiveShift,
@@ -138,13 +138,6 @@ def _with_equity(state: RiskState, equity_cents: int) -> RiskState:
     start = state.start_of_day_equity_cents
     return replace(state, equity_cents=equity_cents,
                    start_of_day_equity_cents=equity_cents if start == _NO_EQUITY else start)
-
-
-def _cents(value: Decimal | None) -> int | None:
-    if value is None:
-        return None
-    cents = value * 100
-    return int(cents) if cents == cents.to_integral_value() else None
 
 
 class NewsWatcher:
@@ -503,7 +496,13 @@ class NewsWatcher:
             if shift == 0.0:  # no news in force: the model's own strategy trades this market
                 continue
             prob = shift_probability(base_prob, shift)
-            quote = Quote(market.ticker, _cents(book.best_yes_bid), _cents(book.best_yes_ask))
+            try:
+                quote = Quote(market.ticker, *(
+                    None if p is None else price_cents_from_dollars(p, field="book price")
+                    for p in (book.best_yes_bid, book.best_yes_ask)))
+            except MoneyError as exc:  # e.g. a sub-penny top of book: not priced, said so
+                self._record(stored, firing, series, "skipped", str(exc), ticker=market.ticker)
+                continue
             volume = int(market.volume_24h)
 
             def cap(side: str, price: int, m: Market = market, adv: int = volume) -> int:

@@ -59,6 +59,7 @@ from models.climate import (
 )
 from models.edge import EdgeParams, MarketPlan, Quote, plan_market
 from models.ledger import Decision, Fill, OrderRecord, Position, ms_from_datetime
+from models.money import MoneyError, price_cents_from_dollars
 from models.nws import NwsParseError, grid_max_temperature_f, parse_gridpoint
 from models.orderkey import decision_slot
 from models.orders import RestingOrder
@@ -253,15 +254,6 @@ class CycleOrders:
     rows: tuple[DecisionRow, ...]
 
 
-def _cents(value: Decimal | None) -> int | None:
-    if value is None:
-        return None
-    cents = value * 100
-    if cents != cents.to_integral_value():
-        raise ValueError(f"price {value}: sub-penny book prices are not traded")
-    return int(cents)
-
-
 def _series_doc(series: Series) -> dict[str, Any]:
     sources = [{"name": s.name, "url": s.url or ""} for s in series.settlement_sources or ()]
     return {"ticker": series.ticker, "settlement_sources": sources}
@@ -307,8 +299,7 @@ def _top_without_own(book: Orderbook, own: Sequence[RestingOrder]) -> tuple[int 
     for name, levels in (("yes", book.yes), ("no", book.no)):
         best = None
         for level in levels:
-            price = _cents(level.price)
-            assert price is not None
+            price = price_cents_from_dollars(level.price, field=f"book {name} price")
             if int(level.count) - mine.get((name, price), 0) > 0:
                 best = price if best is None else max(best, price)
         tops[name] = best
@@ -353,7 +344,11 @@ def fetch_weather_markets(series: Sequence[str], as_of: datetime,
         if book is None:
             skips.append(Skip(market.ticker, market.event_ticker, "no order book returned"))
             continue
-        bid, ask = _top_without_own(book, [o for o in own if o.ticker == market.ticker])
+        try:
+            bid, ask = _top_without_own(book, [o for o in own if o.ticker == market.ticker])
+        except MoneyError as exc:  # e.g. a sub-penny level: not priced, said so
+            skips.append(Skip(market.ticker, market.event_ticker, str(exc)))
+            continue
         out.append(MarketInput(
             market.ticker, market.event_ticker, info.ticker, info.category, day, bracket.lo,
             bracket.hi, bid, ask, int(market.volume_24h), ms_from_datetime(market.close_time)))

@@ -29,7 +29,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +46,9 @@ from kalshi.signing import KalshiAuth, generate_private_key, load_private_key, p
 from models.climate import STATIONS, climate_day_of
 from models.ledger import ms_from_datetime
 from models.liquidity import MakerConfig, TakerConfig
-from models.synthetic import SyntheticEvent, forecast_at, seeded_event, series_info, settle_event
-from tests.integration._trading_helpers import points_endpoint
+from models.money import cents_from_dollars
+from models.synthetic import SyntheticEvent, seeded_event, series_info, settle_event
+from tests.integration._trading_helpers import points_endpoint, synthetic_gridpoint
 from tests.integration.conftest import register_key
 
 __all__ = [
@@ -123,20 +123,8 @@ def build_nws(stand_in: NwsStandIn) -> Starlette:
                                 media_type="application/problem+json")
         now = stand_in.clock.now()
         info = series_info(series)
-        today = climate_day_of(now, info.standard_offset_hours)
-        values = []
-        for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
-            event = seeded_event(SEED, info, day, open_not_after=now)
-            mean_f = forecast_at(event, now).mean_f + stand_in.bias_f.get(series, 0.0)
-            start = event.climate_start_utc + timedelta(hours=7)
-            values.append({"validTime": f"{start.strftime('%Y-%m-%dT%H:%M:%S+00:00')}/PT12H",
-                           "value": (mean_f - 32.0) * 5.0 / 9.0})
-        updated = now - timedelta(minutes=5)
-        return JSONResponse({"properties": {
-            "updateTime": updated.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
-            "maxTemperature": {"uom": "wmoUnit:degC", "values": values}}},
-            media_type="application/geo+json",
-            headers={"Cache-Control": "public, max-age=0, must-revalidate"})
+        return synthetic_gridpoint(info, SEED, stand_in.bias_f.get(series, 0.0), now,
+                                   now - timedelta(minutes=5))
 
     return Starlette(routes=[Route("/points/{coords}", points),
                              Route("/gridpoints/{wfo}/{xy}", gridpoint)])
@@ -344,12 +332,6 @@ def run_history(venue: HistoryVenue, *, days: int = 3, cycles: int = 3,
 # --- tie-out ----------------------------------------------------------------------------------
 
 
-def _cents(text: str) -> int:
-    value = Decimal(text) * 100
-    assert value == value.to_integral_value(), text
-    return int(value)
-
-
 @dataclass(frozen=True)
 class TieOut:
     """The exchange's figures next to an export's, all in cents and contracts."""
@@ -402,9 +384,9 @@ def exchange_tie_out(venue: HistoryVenue, run: HistoryRun, forms_8949: Sequence[
     gain = proceeds_settled = disposed = closed_total = 0
     for n, row in enumerate(rows, start=2):
         contracts = int(row["Contracts"])
-        proceeds, basis = _cents(row["(d) Proceeds"]), _cents(row["(e) Cost or other basis"])
-        adjustment, row_gain = _cents(row["(g) Amount of adjustment"]), _cents(
-            row["(h) Gain or (loss)"])
+        proceeds, basis, adjustment, row_gain = (cents_from_dollars(row[column]) for column in (
+            "(d) Proceeds", "(e) Cost or other basis", "(g) Amount of adjustment",
+            "(h) Gain or (loss)"))
         acquired = date.fromisoformat(row["(b) Date acquired"])
         sold = date.fromisoformat(row["(c) Date sold or disposed of"])
         if proceeds - basis + adjustment != row_gain:
@@ -438,7 +420,7 @@ def exchange_tie_out(venue: HistoryVenue, run: HistoryRun, forms_8949: Sequence[
                    for fid, count in by_id.items()
                    if opened.get(fid, 0) + closed.get(fid, 0) != count}
     strangers = tuple(sorted((set(opened) | set(closed)) - set(by_id)))
-    fees = sum(_cents(str(f.fee_cost)) for f in fills if f.fee_cost is not None)
+    fees = sum(cents_from_dollars(f.fee_cost) for f in fills if f.fee_cost is not None)
     at_exchange = {s.ticker: (int(s.yes_count), int(s.no_count)) for s in settlements
                    if s.yes_count or s.no_count}
     in_rows = {t: (yes, no) for t, (yes, no) in settled_rows.items()}

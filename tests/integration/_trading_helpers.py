@@ -80,6 +80,25 @@ def points_endpoint(hits: Counter[str]) -> Callable[[Request], Awaitable[Respons
     return points
 
 
+def synthetic_gridpoint(info: Any, seed: int, bias_f: float, now: datetime,
+                        updated: datetime) -> Response:
+    """A raw ``/gridpoints`` maxTemperature answer for yesterday, today and tomorrow's seeded
+    events of a synthetic series, as forecast at `now` (+ `bias_f`), updated at `updated`."""
+    values = []
+    today = climate_day_of(now, info.standard_offset_hours)
+    for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
+        event = seeded_event(seed, info, day, open_not_after=now)
+        mean_f = forecast_at(event, now).mean_f + bias_f
+        start = event.climate_start_utc + timedelta(hours=7)
+        values.append({"validTime": f"{start.strftime('%Y-%m-%dT%H:%M:%S+00:00')}/PT12H",
+                       "value": (mean_f - 32.0) * 5.0 / 9.0})
+    return JSONResponse({"properties": {
+        "updateTime": updated.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+        "maxTemperature": {"uom": "wmoUnit:degC", "values": values}}},
+        media_type="application/geo+json",
+        headers={"Cache-Control": "public, max-age=0, must-revalidate"})
+
+
 def build_synthetic_nws(script: NwsScript) -> Starlette:
     """Return an ASGI app serving gridpoint forecasts of the synthetic events."""
     by_wfo = _series_by_wfo()
@@ -95,19 +114,8 @@ def build_synthetic_nws(script: NwsScript) -> Starlette:
         now = datetime.now(UTC)
         info = series_info(series)
         updated = now - (timedelta(days=2) if series in script.stale else timedelta(minutes=5))
-        values = []
-        today = climate_day_of(now, info.standard_offset_hours)
-        for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
-            event = seeded_event(script.seed, info, day, open_not_after=now)
-            mean_f = forecast_at(event, now).mean_f + script.bias_f.get(series, 0.0)
-            start = event.climate_start_utc + timedelta(hours=7)
-            values.append({"validTime": f"{start.strftime('%Y-%m-%dT%H:%M:%S+00:00')}/PT12H",
-                           "value": (mean_f - 32.0) * 5.0 / 9.0})
-        return JSONResponse({"properties": {
-            "updateTime": updated.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
-            "maxTemperature": {"uom": "wmoUnit:degC", "values": values}}},
-            media_type="application/geo+json",
-            headers={"Cache-Control": "public, max-age=0, must-revalidate"})
+        return synthetic_gridpoint(info, script.seed, script.bias_f.get(series, 0.0), now,
+                                   updated)
 
     return Starlette(routes=[Route("/points/{coords}", points),
                              Route("/gridpoints/{wfo}/{xy}", gridpoint)])

@@ -34,6 +34,7 @@ from sqlmodel import select
 
 from models.ledger import Decision, Heartbeat, OrderRecord, ms_from_datetime
 from models.ledger import Fill as LedgerFill
+from models.money import price_cents_from_dollars
 from models.tax import cash_flow_cents
 from tasks.db import ledger_engine, read_session
 from tasks.settings import load_settings
@@ -205,7 +206,7 @@ def test_paper_replay_day_ledger_equals_exchange_and_pnl_to_the_cent(rehearsal: 
         led_fills = list(session.exec(select(LedgerFill)))
 
     def cents(value: Any) -> int:
-        return int(value * 100)
+        return price_cents_from_dollars(value)
 
     def side_price(book_side: str, yes: Any, no: Any) -> tuple[str, int]:
         return ("yes", cents(yes)) if book_side == "bid" else ("no", cents(no))
